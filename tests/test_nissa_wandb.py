@@ -1,0 +1,89 @@
+"W&B for real, with no network: an offline run read back from its .wandb file, and the online → offline fallback."
+import io, json, os, socket, time
+from pathlib import Path
+import pytest
+from esper.contracts.schemas import TelemetryEvent, TelemetryEventType as T
+from esper.nissa.config import TelemetryConfig
+from esper.nissa.output import WandbBackend, make_hub, read_jsonl, read_wandb_run, resolve_wandb_mode
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    "W&B writes only under tmp_path; no key, no netrc, offline unless a test says otherwise."
+    monkeypatch.setenv('WANDB_DIR', str(tmp_path / 'wandb_dir'))
+    monkeypatch.setenv('WANDB_SILENT', 'true')
+    monkeypatch.setenv('NETRC', str(tmp_path / 'no-netrc'))
+    monkeypatch.delenv('WANDB_API_KEY', raising=False)
+    monkeypatch.setenv('WANDB_MODE', 'offline')
+    return tmp_path
+
+def lifecycle():
+    return [TelemetryEvent(T.SEED_GERMINATED, 2, 0, data={'blueprint': 'conv_enhance'}),
+            TelemetryEvent(T.SEED_STAGE_CHANGED, 2, 0, data={'from': 'GERMINATED', 'to': 'TRAINING', 'blueprint': 'conv_enhance'}),
+            TelemetryEvent(T.SEED_STAGE_CHANGED, 4, 0, data={'from': 'TRAINING', 'to': 'BLENDING', 'blueprint': 'conv_enhance'}),
+            TelemetryEvent(T.SEED_CULLED, 5, 0, data={'reason': 'G3 failed: contribution -1.2 pts'})]
+
+def test_offline_run_is_read_back_from_the_wandb_file(wandb_env):
+    cfg = TelemetryConfig(wandb_mode='offline', console=False)
+    run_cfg = {'task': 'fashion_mnist', 'lr': 0.1, 'host': {'widths': [8, 16, 32]}, 'seed': 3}
+    with make_hub(cfg, wandb_env / 'run', run_cfg, 'offline-test', n_slots=1, total_epochs=6) as hub:
+        run_id = hub.wandb_run_id
+        evs = iter(lifecycle())
+        for ep in range(6):
+            hub.log_metrics(ep, {'train/loss': 1.0 / (ep + 1), 'val/acc': 0.5 + 0.05 * ep, 'slot0/stage': 1 + ep % 3,
+                                 'slot0/alpha': ep / 10, 'grad/health': 1.0})
+            if ep in (2, 4, 5): [hub.emit(next(evs)) for _ in range(2 if ep == 2 else 1)]
+    assert run_id and len(run_id) == 8
+    got = read_wandb_run(wandb_env / 'run')
+    assert got['finished'] and got['id'] == run_id
+    rows = [h for h in got['history'] if 'val/acc' in h]
+    assert [r['_step'] for r in rows] == list(range(6))
+    assert [round(r['val/acc'], 6) for r in rows] == [round(0.5 + 0.05 * e, 6) for e in range(6)]
+    assert [r['slot0/stage'] for r in rows] == [1, 2, 3, 1, 2, 3]
+    assert {'train/loss', 'val/acc', 'slot0/stage', 'slot0/alpha', 'grad/health'} <= set(rows[0])
+    # the config is logged in full, with the telemetry config beside it
+    assert {k: got['config'][k] for k in run_cfg} == run_cfg
+    assert got['config']['telemetry'] == cfg.to_dict()
+    # the seed lifecycle as a wandb.Table of stage changes
+    table = got['summary']['lifecycle/stage_changes']
+    assert table['_type'] == 'table-file' and table['nrows'] == 4
+    tjson = json.loads(next((wandb_env / 'run').rglob('stage_changes*.table.json')).read_text())
+    assert tjson['columns'] == ['epoch', 'slot', 'event', 'from', 'to', 'blueprint', 'reason']
+    assert [r[4] for r in tjson['data']] == ['GERMINATED', 'TRAINING', 'BLENDING', 'CULLED']
+    assert tjson['data'][-1][6].startswith('G3 failed')
+    # the same run also wrote its JSONL beside it
+    assert [e['type'] for e in read_jsonl(wandb_env / 'run' / 'events.jsonl')].count('epoch_completed') == 6
+
+def test_disabled_writes_nothing(wandb_env):
+    with make_hub(TelemetryConfig(wandb_mode='disabled', console=False, jsonl=False), wandb_env / 'run', {}, 'x', 1, 1) as hub:
+        hub.log_metrics(0, {'val/acc': 0.5})
+        assert hub.wandb_run_id is None
+    assert not list(wandb_env.rglob('*.wandb'))
+
+def test_auto_is_offline_without_a_key_and_online_with_one(wandb_env, monkeypatch):
+    monkeypatch.delenv('WANDB_MODE')
+    assert resolve_wandb_mode('auto') == 'offline'
+    (wandb_env / 'netrc').write_text('machine api.wandb.ai login user password ' + 'k' * 40 + '\n')
+    monkeypatch.setenv('NETRC', str(wandb_env / 'netrc'))
+    assert resolve_wandb_mode('auto') == 'online'
+
+def closed_port() -> int:
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+    return port
+
+def test_unreachable_server_falls_back_to_offline_within_the_timeout(wandb_env, monkeypatch):
+    monkeypatch.delenv('WANDB_MODE')
+    monkeypatch.setenv('WANDB_API_KEY', 'd' * 40)                       # "logged in" ...
+    monkeypatch.setenv('WANDB_BASE_URL', f'http://127.0.0.1:{closed_port()}')  # ... to a server that is not there
+    cfg = TelemetryConfig(wandb_mode='auto', wandb_init_timeout_s=8)
+    assert resolve_wandb_mode(cfg.wandb_mode) == 'online'
+    err = io.StringIO()
+    t0 = time.monotonic()
+    wb = WandbBackend(cfg, {'lr': 0.1}, 'fallback', wandb_env / 'run', stream=err)
+    elapsed = time.monotonic() - t0
+    assert elapsed < cfg.wandb_init_timeout_s, f"fallback took {elapsed:.1f} s"
+    assert wb.mode == 'offline' and wb.fallback_reason
+    assert err.getvalue().count('\n') == 1 and 'logging offline' in err.getvalue()
+    wb.emit(TelemetryEvent(T.EPOCH_COMPLETED, 0, data={'val/acc': 0.42}))
+    wb.close()
+    got = read_wandb_run(wandb_env / 'run')
+    assert [h['val/acc'] for h in got['history'] if 'val/acc' in h] == [0.42]
