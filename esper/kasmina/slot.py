@@ -101,7 +101,7 @@ class SeedSlot(nn.Module):
         self._history.append((stage.name, epoch))
         if stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
         else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
-        self._emit(_T.SEED_STAGE_CHANGED, epoch, f"{src.name} -> {stage.name}", src=src.name, dst=stage.name,
+        self._emit(_T.SEED_STAGE_CHANGED, epoch, f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
                    seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha)
 
     def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, stage={self.stage.name}, blueprint={self.blueprint}"
