@@ -17,7 +17,7 @@ from .contracts.actions import ActionOp, decode_action, action_mask, action_name
 from .contracts.signals import TrainingSignals, SlotSignals
 from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET, TamiyoPolicy, FieldReport
 from .data import load_dataset, batches, default_augment, Data
-from .kasmina.slot import GateConfig
+from .kasmina.slot import GateConfig, GATE_PRESETS
 from .kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer
 from .nissa.config import TelemetryConfig
 from .nissa.tracker import DiagnosticTracker
@@ -57,7 +57,7 @@ class RunConfig:
 
     @classmethod
     def preset(cls, name:str, **overrides) -> RunConfig:
-        "A named preset (`tiny`, `default`, `cifar10`) with `overrides` applied."
+        "A named preset (`tiny`, `small`, `default`, `cifar10`) with `overrides` applied."
         if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
         return replace(cls(**PRESETS[name]), preset=name, **overrides)
 
@@ -79,8 +79,9 @@ class RunConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     'tiny': dict(dataset='synthetic', data_limit=512, val_size=256, epochs=6, batch_size=64, widths=(4, 8, 8),
-                 contribution_batch=256, gate=GateConfig(min_training_epochs=1, blend_epochs=1, min_shadowing_epochs=1,
-                                                         min_probation_epochs=1, embargo_epochs=1)),
+                 contribution_batch=256, gate=GATE_PRESETS['tiny']),
+    'small': dict(data_limit=2000, val_size=1000, epochs=8, batch_size=128, widths=(4, 8, 16), contribution_batch=1000,
+                  gate=GATE_PRESETS['tiny']),
     'default': dict(),
     'cifar10': dict(dataset='cifar10', epochs=30, batch_size=512, widths=(32, 64, 128), slots_after=(0, 1),
                     augment=True, lr=0.2, device='auto'),
@@ -186,14 +187,15 @@ class Trainer:
 def install_fossil(model:MorphogeneticModel, slot:int, blueprint:str) -> None:
     "Germinate `blueprint` at `slot` and walk it straight to FOSSILIZED (a static model of grown size)."
     s = model.slots[slot]; gate = s.gate_config
-    s.gate_config = GateConfig(min_training_epochs=0, blend_epochs=0, min_shadowing_epochs=0, min_probation_epochs=0,
+    s.gate_config = GateConfig(min_training_epochs=0, blend_epochs=1, min_shadowing_epochs=0, min_probation_epochs=0,
                                g4_max_harm=math.inf, g5_min_contribution=-math.inf, embargo_epochs=gate.embargo_epochs)
     try:
         s.germinate(blueprint, 0)
         while s.stage != SeedStage.FOSSILIZED:
+            if s.stage == SeedStage.BLENDING: s.step_epoch(0)  # a one-epoch blend: α reaches 1
+            s.record_contribution(0., 0.)  # gates G4/G5 want a measurement in the current stage
             r = s.advance(0)
             if not r.passed: raise RuntimeError(f"could not fossilize {blueprint} at slot {slot}: {r.message}")
-            if s.stage == SeedStage.BLENDING: s.step_epoch(0)
     finally: s.gate_config = gate
 
 @torch.no_grad()
@@ -425,6 +427,9 @@ def _write_json(path:Path, obj) -> None:
 def _finish(trainer:Trainer, policy, hub, run_dir:Path|None, t0:float, interrupted:bool) -> RunResult:
     "Final test evaluation, exported grown model, plots and `result.json`."
     m, h = trainer.model, trainer.history
+    if not interrupted:  # the grown model is the host plus its fossils: seeds still on trial at the end are removed
+        for s in m.slots:
+            if is_active_stage(s.stage): s.cull('run ended before fossilization', trainer.epoch)
     test = None if interrupted else trainer.evaluate('test')['test/acc']
     res = RunResult(trainer.config.to_dict(), policy.name, h, h[-1]['val/acc'] if h else float('nan'),
                     max((x['val/acc'] for x in h), default=float('nan')), test, m.param_count(), trainer.host_params,
