@@ -5,7 +5,7 @@ Prints one JSON line: per seed the mean return of the last 20 episodes, the firs
 20-episode mean reached 475, and the steps per second; plus the config, hardware and versions.
 """
 from __future__ import annotations
-import argparse, json, os, platform, time
+import argparse, ast, json, os, platform, sys, time
 from dataclasses import asdict
 import numpy as np
 import torch
@@ -28,13 +28,15 @@ def main():
     p.add_argument('--n-envs', type=int, default=4)
     p.add_argument('--preset', default='cartpole')
     p.add_argument('--threads', type=int, default=1, help='torch intra-op threads (1 is fastest for these tiny nets)')
+    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='PPOConfig overrides, e.g. norm_obs=False lr=1e-3')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    cfg = PPOConfig.preset(a.preset)
+    cfg = PPOConfig.preset(a.preset, **{k: ast.literal_eval(v) for k, v in (kv.split('=', 1) for kv in a.set)})
     last20, reached, sps, t0 = {}, {}, {}, time.time()
     for seed in a.seeds:
         res = train_ppo(lambda: gym.make('CartPole-v1'), cfg, n_envs=a.n_envs, total_steps=a.steps, seed=seed)
         last20[seed], reached[seed], sps[seed] = round(res.mean_return(WINDOW), 1), first_reached(res.episode_returns, res.episode_steps), round(res.sps)
+        print(f"seed {seed}: last-20 mean {last20[seed]}, first reached 475 at {reached[seed]}, {sps[seed]} SPS", file=sys.stderr)
     print(json.dumps({'benchmark': 'ppo_cartpole', 'env': 'CartPole-v1', 'preset': a.preset, 'steps': a.steps, 'n_envs': a.n_envs,
                       'last20_mean': last20, 'first_step_mean20_ge_475': reached, 'sps': sps,
                       'seeds_final_ge_475': sum(v >= TARGET for v in last20.values()), 'seeds_reached_475': sum(v is not None for v in reached.values()),
