@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import gymnasium as gym
-from .features import ObsNormalizer
+from ..contracts.actions import Decision
+from .features import ObsNormalizer, obs_from_signals
 from .networks import ActorCritic
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig', 'make_vector_env',
-           'action_masks', 'save_checkpoint', 'load_checkpoint', 'PPOResult', 'train_ppo', 'load_policy']
+           'action_masks', 'save_checkpoint', 'load_checkpoint', 'PPOResult', 'train_ppo', 'load_policy',
+           'LearnedTamiyo']
 
 # %% ../../nbs/54_simic.ppo.ipynb #7191b07e
 def gae(rewards:Tensor, # (T, N) r_t
@@ -338,3 +340,47 @@ def load_policy(path:str|Path, # a checkpoint written by `train_ppo`
     meta = {'config': _config_from_dict(ck['config']), 'action_names': ck['action_names'], 'global_step': ck['global_step'],
             'update': ck['update'], 'n_envs': ck['n_envs'], 'seed': ck['seed'], **ck['net_spec']}
     return net, norm, meta
+
+# %% ../../nbs/54_simic.ppo.ipynb #c2611b5d
+class LearnedTamiyo:
+    "A trained `ActorCritic` and its frozen normaliser as a `TamiyoPolicy`: masked argmax (or a sample) per epoch."
+    name = 'ppo'
+    def __init__(self, net:ActorCritic, # the trained policy (eval mode)
+                 normalizer:ObsNormalizer, # the normaliser it was trained with (frozen here)
+                 greedy:bool=True, # argmax of the masked policy; False samples from it
+                 meta:dict|None=None, # what `load_policy` returned (action names, step, ...)
+                 seed:int=0, # seeds the sampling generator (`greedy=False`)
+                ):
+        self.net, self.norm, self.greedy, self.meta, self.seed = net.eval(), normalizer.freeze(), greedy, meta or {}, seed
+        self.names = list(self.meta.get('action_names') or range(net.n_actions))
+        self.reset()
+
+    @classmethod
+    def load(cls, path:str|Path, greedy:bool=True, seed:int=0) -> LearnedTamiyo:
+        "Load a `train_ppo` checkpoint (format `esper.ppo/1`)."
+        net, norm, meta = load_policy(path)
+        return cls(net, norm, greedy, meta, seed)
+
+    def reset(self) -> None:
+        "Restart the sampling generator (the network itself has no memory)."
+        self.gen = torch.Generator().manual_seed(self.seed)
+
+    @torch.no_grad()
+    def decide(self, signals:Any, mask:Any) -> Decision:
+        "The chosen flat action, why, and its probability under the masked policy."
+        x = np.clip(np.nan_to_num(obs_from_signals(signals), nan=0., posinf=1., neginf=-1.), -1., 1.)  # as MorphogeneticEnv
+        if x.shape != (self.net.obs_dim,): raise ValueError(f"observation has {x.shape[0]} features but the policy expects {self.net.obs_dim}: was it trained with this many slots?")
+        m = torch.as_tensor(np.asarray(mask, dtype=bool))
+        if m.shape != (self.net.n_actions,): raise ValueError(f"mask has {m.shape[0]} entries but the policy has {self.net.n_actions} actions")
+        probs = self.net.dist(torch.from_numpy(self.norm(x))[None], m[None]).probs[0]
+        a = int(probs.argmax()) if self.greedy else int(torch.multinomial(probs, 1, generator=self.gen))
+        return Decision(a, f"ppo {'argmax' if self.greedy else 'sample'}: {self.names[a]} (p={float(probs[a]):.2f})", float(probs[a]))
+
+    def state_dict(self) -> dict[str, Any]:
+        "JSON state for run checkpoints: the sampling generator (the weights live in the policy file)."
+        return {'greedy': self.greedy, 'seed': self.seed, 'gen': self.gen.get_state().tolist()}
+
+    def load_state_dict(self, state:dict[str, Any]) -> None:
+        "Restore `state_dict()` output."
+        self.greedy, self.seed = bool(state['greedy']), int(state['seed'])
+        self.gen.set_state(torch.tensor(state['gen'], dtype=torch.uint8))
