@@ -11,10 +11,10 @@ from typing import Sequence
 from .trainer import RunConfig, PRESETS, run, load_checkpoint
 from .data import DATASETS, DataError
 from .nissa.config import TelemetryConfig
-from .tamiyo.baselines import make_policy
+from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_train', 'parser', 'main']
+__all__ = ['CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_generate', 'cmd_iql', 'cmd_ppo', 'parser', 'main']
 
 # %% ../nbs/60_cli.ipynb #cf9a329f
 class CLIError(Exception):
@@ -56,13 +56,12 @@ def _telemetry(args, cfg:RunConfig) -> TelemetryConfig:
     return TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=args.wandb, console=not args.quiet)
 
 # %% ../nbs/60_cli.ipynb #ab89943f
+_BUILTIN = ('heuristic', 'static', 'periodic', 'random')
+
 def _policy(name:str, n_slots:int, seed:int):
-    "A policy by name, or a learned one from a file path."
-    if name in ('heuristic', 'static', 'periodic', 'random'): return make_policy(name, n_slots=n_slots, **({'seed': seed} if name == 'random' else {}))
-    if Path(name).exists():
-        from esper.simic.ppo import LearnedTamiyo
-        return LearnedTamiyo.load(name)
-    raise CLIError(f"esper train: --policy must be heuristic, static, periodic, random or a trained policy file, got {name!r}")
+    "A policy by name, or a trained one from a file path (`esper.simic.evaluate.load_policy`)."
+    try: return load_policy(name, n_slots, seed)
+    except ValueError as e: raise CLIError(f"esper: --policy: {e}") from None
 
 def _summary(res) -> str:
     "The final lines a user reads: accuracy, size, seeds, where outputs went."
@@ -78,16 +77,18 @@ def cmd_train(args) -> int:
     if args.resume:
         ck = load_checkpoint(args.resume)
         cfg = RunConfig.from_dict(json.loads(ck['config'])); pol_name = json.loads(ck['policy'])['name']
-        policy = _policy(pol_name if pol_name in ('heuristic', 'static', 'periodic', 'random') else args.policy, cfg.n_slots, cfg.seed)
+        if pol_name not in _BUILTIN and (args.policy is None or args.policy in _BUILTIN):
+            raise CLIError(f"esper train: this run used the trained policy {pol_name!r}; pass its file with --policy PATH to resume it")
+        policy = _policy(pol_name if pol_name in _BUILTIN else args.policy, cfg.n_slots, cfg.seed)
     else:
-        cfg = _config(args); policy = _policy(args.policy, cfg.n_slots, cfg.seed)
+        cfg = _config(args); policy = _policy(args.policy or 'heuristic', cfg.n_slots, cfg.seed)
     res = run(cfg, policy, runs_root=args.runs_dir, resume=args.resume, telemetry=_telemetry(args, cfg))
     print(_summary(res))
     return 130 if res.interrupted else 0
 
 def _add_train(sub) -> None:
     p = sub.add_parser('train', help='grow a network with a policy (one run)')
-    p.add_argument('--policy', default='heuristic', help='heuristic, static, periodic, random, or a trained policy file')
+    p.add_argument('--policy', help='heuristic (default), static, periodic, random, or a trained policy file')
     _common_run_args(p)
     p.add_argument('--seed', type=int, help='random seed')
     p.add_argument('--telemetry', choices=['minimal', 'standard', 'diagnostic'], help='telemetry profile')
@@ -97,6 +98,153 @@ def _add_train(sub) -> None:
     p.add_argument('--quiet', action='store_true', help='no live progress')
     p.set_defaults(fn=cmd_train)
 
+# %% ../nbs/60_cli.ipynb #f67ca1cc
+def _specs(text:str) -> list[PolicySpec]:
+    "Parse `--policies static,heuristic,static_large,runs/ppo/checkpoint.pt`."
+    out = []
+    for name in [t for t in text.split(',') if t]:
+        if name == 'static_large': out.append(PolicySpec(name, 'static', {'static_seeds': ('conv_enhance',)}))
+        elif name in _BUILTIN: out.append(PolicySpec(name, name))
+        elif Path(name).exists(): out.append(PolicySpec(Path(name).stem if Path(name).stem != 'checkpoint' else Path(name).parent.name, name))
+        else: raise CLIError(f"esper evaluate: --policies: {name!r} is not heuristic, static, static_large, periodic, random or an existing policy file")
+    if not out: raise CLIError("esper evaluate: --policies must name at least one policy")
+    return out
+
+def _seeds(text:str) -> list[int]:
+    try: v = [int(t) for t in text.split(',') if t]
+    except ValueError: raise argparse.ArgumentTypeError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
+    if not v: raise argparse.ArgumentTypeError("--seeds must name at least one seed")
+    return v
+
+def cmd_evaluate(args) -> int:
+    "Compare policies over seeds; print the table, save records, table and plot."
+    cfg, specs = _config(args), _specs(args.policies)
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    n = len(specs) * len(args.seeds)
+    done = []
+    def progress(r):
+        done.append(r)
+        print(f"[{len(done)}/{n}] {r['label']} seed {r['seed']}: test {r['test_acc']:.2%}, params {r['params']:,}, {r['wall_s']:.0f} s", flush=True)
+    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=progress)
+    rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
+    table = format_table(rows)
+    (out / 'records.json').write_text(json.dumps(recs)); (out / 'table.md').write_text(table + '\n')
+    fig = plot_comparison(recs, rows); fig.savefig(out / 'comparison.png', dpi=100)
+    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png)")
+    return 0
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser('evaluate', help='compare policies over seeds on one task')
+    p.add_argument('--policies', default='static,periodic,heuristic', help='comma-separated names or policy files')
+    p.add_argument('--seeds', type=_seeds, default=[0, 1, 2], help='comma-separated seeds')
+    _common_run_args(p)
+    p.add_argument('--workers', type=_positive, default=1, help='parallel processes')
+    p.add_argument('--out', default='runs/evaluate', help='output folder')
+    p.set_defaults(fn=cmd_evaluate)
+
+# %% ../nbs/60_cli.ipynb #3d80fa8f
+def _behaviour(spec:str, n_slots:int, seed:int):
+    "Parse `heuristic:0.2`, `periodic`, `random` into a behaviour policy."
+    from esper.simic.episodes import EpsilonGreedy
+    name, _, eps = spec.partition(':')
+    if name not in _BUILTIN: raise CLIError(f"esper generate: --behaviour {spec!r}: expected heuristic, static, periodic or random, optionally with :epsilon")
+    try: e = float(eps) if eps else 0.
+    except ValueError: e = -1
+    if not 0 <= e <= 1: raise CLIError(f"esper generate: --behaviour {spec!r}: epsilon must be a number in [0, 1]")
+    pol = load_policy(name, n_slots, seed)
+    return EpsilonGreedy(pol, e, seed=seed) if e > 0 else pol
+
+def cmd_generate(args) -> int:
+    "Log episodes of behaviour policies on the morphogenetic environment."
+    from esper.simic.env import MorphogeneticEnv
+    from esper.simic.episodes import EpisodeWriter, collect_episodes, config_hash
+    from esper.contracts.actions import n_actions
+    from esper.contracts.signals import feature_names
+    env = MorphogeneticEnv(args.preset, **({'data_limit': args.data_limit} if args.data_limit else {}))
+    S = env.config.n_slots
+    writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
+    specs = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random']
+    for k in range(args.episodes):
+        spec = specs[k % len(specs)]
+        ret = collect_episodes(env, _behaviour(spec, S, args.seed + k), 1, writer, seed=args.seed + k, config_hash=config_hash(env.config.to_dict()))
+        print(f"[{k + 1}/{args.episodes}] {spec}: return {ret[0]:+.3f}", flush=True)
+    print(f"outputs: {args.out}/ ({args.episodes} episodes appended)")
+    return 0
+
+def cmd_iql(args) -> int:
+    "Train IQL/CQL on logged episodes and save the policy."
+    from esper.simic.episodes import load_episodes
+    from esper.simic.iql import IQLConfig, train_iql
+    ds = load_episodes(args.data)
+    cfg = replace(IQLConfig.preset(args.preset), **({'cql_alpha': args.cql_alpha} if args.cql_alpha is not None else {}))
+    print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
+    res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, log_fn=_printer(args.steps, 'iql/q_loss'))
+    out = Path(args.out); res.policy.name = 'cql' if cfg.cql_alpha > 0 else 'iql'
+    res.policy.save(out)
+    print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}")
+    return 0
+
+def _printer(total:int, key:str):
+    "A `log_fn` that prints one progress line per call."
+    def log(m, step): print(f"step {step}/{total}: {key} {m.get(key, float('nan')):.4f}", flush=True)
+    return log
+
+def _add_offline(sub) -> None:
+    p = sub.add_parser('generate', help='log episodes of behaviour policies for offline RL')
+    p.add_argument('--preset', default='small', choices=sorted(PRESETS), help='task preset of the environment')
+    p.add_argument('--data-limit', type=_positive, help='cap on training images')
+    p.add_argument('--episodes', type=_positive, default=8, help='episodes to log')
+    p.add_argument('--behaviour', action='append', help='name[:epsilon], repeatable (default: a heuristic/periodic/random mix)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
+    p.set_defaults(fn=cmd_generate)
+    q = sub.add_parser('iql', help='train IQL (or CQL) on logged episodes')
+    q.add_argument('--data', required=True, help='episode folder from esper generate')
+    q.add_argument('--preset', default='morpho', choices=['tiny', 'cartpole', 'morpho'], help='IQL preset')
+    q.add_argument('--cql-alpha', type=float, help='CQL penalty weight (0 = plain IQL)')
+    q.add_argument('--steps', type=_positive, default=5000, help='gradient updates')
+    q.add_argument('--seed', type=int, default=0)
+    q.add_argument('--out', default='runs/iql_policy.pt', help='policy file to write')
+    q.set_defaults(fn=cmd_iql)
+
+# %% ../nbs/60_cli.ipynb #2cf38cc3
+def cmd_ppo(args) -> int:
+    "Train a policy with PPO; checkpoint and curves go to the output folder."
+    from esper.simic.env import make_env_fn
+    from esper.simic.ppo import PPOConfig, train_ppo
+    from esper.nissa.output import make_hub
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    kw = {'preset': args.task_preset} if args.env == 'morpho' else {}
+    cfg = PPOConfig.preset(args.preset or ('morpho' if args.env == 'morpho' else 'cartpole'))
+    tel = TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False)
+    hub = make_hub(tel, out, {'env': args.env, 'n_envs': args.n_envs, 'total_steps': args.total_steps, 'seed': args.seed,
+                              **{f'ppo/{k}': v for k, v in cfg.__dict__.items()}}, f"ppo__{args.env}__{args.seed}", 0, None)
+    def log(m, step):
+        hub.log_metrics(step, m)
+        if 'charts/episodic_return' in m: print(f"step {step:,}: return {m['charts/episodic_return']:.3f}, entropy {m['ppo/entropy']:.3f}, SPS {m['charts/SPS']:.0f}", flush=True)
+    try:
+        res = train_ppo(make_env_fn(args.env, **kw), cfg, n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed,
+                        vector=args.vector, log_fn=log, checkpoint_path=out / 'checkpoint.pt', resume=args.resume)
+    finally: hub.close()
+    (out / 'history.json').write_text(json.dumps({'returns': res.returns, 'steps': res.episode_steps, 'updates': res.history}))
+    print(f"mean return of the last 20 episodes {res.mean_return(20):.3f}; {res.global_step:,} steps at {res.sps:.0f} SPS")
+    print(f"outputs: {out}/ (checkpoint.pt — a policy file for esper train --policy — history.json, events.jsonl)")
+    return 0
+
+def _add_ppo(sub) -> None:
+    p = sub.add_parser('ppo', help='train a policy with PPO (morphogenetic env or a gymnasium env)')
+    p.add_argument('--env', default='morpho', help="'morpho' or a gymnasium id such as CartPole-v1")
+    p.add_argument('--task-preset', default='small', choices=sorted(PRESETS), help='run preset of the morpho env')
+    p.add_argument('--preset', choices=['tiny', 'default', 'cartpole', 'morpho'], help='PPO preset (default: by env)')
+    p.add_argument('--n-envs', type=_positive, default=2)
+    p.add_argument('--total-steps', type=_positive, default=2048)
+    p.add_argument('--vector', default='sync', choices=['sync', 'async'])
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'])
+    p.add_argument('--resume', help='continue from this checkpoint')
+    p.add_argument('--out', default='runs/ppo', help='output folder')
+    p.set_defaults(fn=cmd_ppo)
+
 # %% ../nbs/60_cli.ipynb #317d1093
 def parser() -> argparse.ArgumentParser:
     "The `esper` argument parser with all subcommands."
@@ -105,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
     for add in _SUBCOMMANDS: add(sub)
     return p
 
-_SUBCOMMANDS = [_add_train]
+_SUBCOMMANDS = [_add_train, _add_ppo, _add_offline, _add_evaluate]
 
 def main(argv:Sequence[str]|None=None) -> int:
     "Run the `esper` command; returns the exit code (errors are one line on stderr)."
@@ -116,3 +264,7 @@ def main(argv:Sequence[str]|None=None) -> int:
         print(f"error: {e}" if not str(e).startswith('esper') else str(e), file=sys.stderr); return 2
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130
+
+# %% ../nbs/60_cli.ipynb #4a8671a4
+#| eval: false
+if __name__ == '__main__': sys.exit(main())  # `python -m esper.cli` is the same as `esper`

@@ -17,8 +17,7 @@ from ..nissa.output import NissaHub, MemoryBackend
 from ..tamiyo.baselines import make_policy
 
 # %% auto #0
-__all__ = ['LEARNED_KINDS', 'PolicySpec', 'load_policy', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table',
-           'plot_comparison']
+__all__ = ['PolicySpec', 'load_policy', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table', 'plot_comparison']
 
 # %% ../../nbs/57_simic.evaluate.ipynb #b2f872fe
 @dataclass(frozen=True)
@@ -29,8 +28,6 @@ class PolicySpec:
     overrides: dict = field(default_factory=dict)
     kwargs: dict = field(default_factory=dict)   # passed to the policy's constructor
 
-LEARNED_KINDS = ('ppo', 'iql')
-
 def load_policy(spec:str, # a policy name or the path of a trained policy file
                 n_slots:int=1, seed:int=0, **kwargs):
     "Build a policy from a name (`heuristic`, `static`, `periodic`, `random`) or load a trained one from a file."
@@ -39,14 +36,15 @@ def load_policy(spec:str, # a policy name or the path of a trained policy file
         return make_policy(spec, n_slots=n_slots, **kwargs)
     p = Path(spec)
     if not p.exists(): raise ValueError(f"policy {spec!r} is neither heuristic, static, periodic, random nor an existing policy file")
-    meta = torch.load(p, map_location='cpu', weights_only=True).get('kind', '')
-    if meta == 'ppo':
+    try: fmt = torch.load(p, map_location='cpu', weights_only=True).get('format', '')
+    except Exception as e: raise ValueError(f"{p} is not a trained Esper policy file ({type(e).__name__})") from None
+    if fmt == 'esper.ppo/1':
         from esper.simic.ppo import LearnedTamiyo
         return LearnedTamiyo.load(p)
-    if meta == 'iql':
+    if fmt == 'esper.iql/1':
         from esper.simic.iql import IQLPolicy
         return IQLPolicy.load(p)
-    raise ValueError(f"{p} is not a trained Esper policy file (kind {meta!r}; expected one of {', '.join(LEARNED_KINDS)})")
+    raise ValueError(f"{p} is not a trained Esper policy file (format {fmt!r}; expected a PPO or IQL checkpoint)")
 
 # %% ../../nbs/57_simic.evaluate.ipynb #9ca0b0f0
 def _one(job:tuple) -> dict:
