@@ -26,8 +26,9 @@ from .nissa.plots import plot_lifecycle, plot_training_curves, save_figure
 from .tamiyo.tracker import SignalTracker
 
 # %% auto #0
-__all__ = ['PRESETS', 'RunConfig', 'one_cycle', 'set_seed', 'resolve_device', 'atomic_save', 'load_checkpoint', 'RunInterrupted',
-           'Trainer', 'install_fossil', 'RunResult', 'git_sha', 'make_run_dir', 'stop_on_signals', 'run']
+__all__ = ['SHORT_GATES', 'PRESETS', 'RunConfig', 'one_cycle', 'set_seed', 'resolve_device', 'atomic_save', 'load_checkpoint',
+           'RunInterrupted', 'Trainer', 'install_fossil', 'RunResult', 'git_sha', 'make_run_dir', 'stop_on_signals',
+           'run']
 
 # %% ../nbs/40_trainer.ipynb #9c7dd79f
 @dataclass(frozen=True)
@@ -77,14 +78,17 @@ class RunConfig:
         "Short stable hash of the config (names runs and episode files)."
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
 
+SHORT_GATES = GateConfig(min_training_epochs=1, blend_epochs=2, min_shadowing_epochs=1, min_probation_epochs=1)
+"A seed's shortest sensible trial (germinate → fossil in 6 epochs), so growth fits a 10-epoch run; see results."
+
 PRESETS: dict[str, dict[str, Any]] = {
     'tiny': dict(dataset='synthetic', data_limit=512, val_size=256, epochs=6, batch_size=64, widths=(4, 8, 8),
                  contribution_batch=256, gate=GATE_PRESETS['tiny']),
     'small': dict(data_limit=2000, val_size=1000, epochs=8, batch_size=128, widths=(4, 8, 16), contribution_batch=1000,
                   gate=GATE_PRESETS['tiny']),
-    'default': dict(),
+    'default': dict(gate=SHORT_GATES),
     'cifar10': dict(dataset='cifar10', epochs=30, batch_size=512, widths=(32, 64, 128), slots_after=(0, 1),
-                    augment=True, lr=0.2, device='auto'),
+                    augment=True, lr=0.2, device='auto', gate=SHORT_GATES),
 }
 
 # %% ../nbs/40_trainer.ipynb #be13ec96

@@ -17,10 +17,11 @@ __all__ = ['HeuristicConfig', 'HeuristicTamiyo']
 @dataclass(frozen=True)
 class HeuristicConfig:
     "Every threshold of the heuristic policy; saved with the run."
-    germinate_at_epoch: int|None = 1  # first seed germinates from this epoch on, plateau or not (None: wait for a plateau)
+    germinate_at_epoch: int|None = 0  # first seed germinates from this epoch on, plateau or not (None: wait for a plateau)
     plateau_epochs: int = 2           # later seeds: germinate after this many epochs without a new best
     cooldown_epochs: int = 2          # epochs after a germination before the next one
     late_fraction: float = 0.7        # never germinate once epoch / max_epochs reaches this
+    finish_in_time: bool = True       # only germinate if the minimum lifecycle fits in the epochs left
     max_active_seeds: int = 1         # live (GERMINATED…PROBATIONARY) seeds at once
     blueprints: tuple[str, ...] = BLUEPRINTS  # rotation order
     cull_penalty_epochs: int = 5      # a culled blueprint is skipped for this many epochs
@@ -28,10 +29,10 @@ class HeuristicConfig:
     cull_grace_epochs: int = 1        # epochs in BLENDING before its contribution counts as measured
     max_epochs_in_stage: int = 8      # cull a seed stuck this long in one stage
     germinated_epochs: int = 0        # minimum epochs in GERMINATED before advancing
-    training_epochs: int = 2          # ... in TRAINING (the incubator)
-    blending_epochs: int = 3          # ... in BLENDING (match the alpha schedule's length)
+    training_epochs: int = 1          # ... in TRAINING (the incubator)
+    blending_epochs: int = 2          # ... in BLENDING (match the alpha schedule's length)
     shadowing_epochs: int = 1         # ... in SHADOWING
-    probation_epochs: int = 2         # ... in PROBATIONARY
+    probation_epochs: int = 1         # ... in PROBATIONARY
 
     def __post_init__(self):
         bad = [b for b in self.blueprints if b not in BLUEPRINTS]
@@ -44,6 +45,11 @@ class HeuristicConfig:
         return {SeedStage.GERMINATED: self.germinated_epochs, SeedStage.TRAINING: self.training_epochs,
                 SeedStage.BLENDING: self.blending_epochs, SeedStage.SHADOWING: self.shadowing_epochs,
                 SeedStage.PROBATIONARY: self.probation_epochs}[SeedStage(stage)]
+
+    def lifecycle_epochs(self) -> int:
+        "Fewest epochs from the germinating decision to FOSSILIZED (one epoch per advance at least)."
+        return sum(max(1, self.min_epochs(s)) for s in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING,
+                                                        SeedStage.SHADOWING, SeedStage.PROBATIONARY))
 
 # %% ../../nbs/31_tamiyo.heuristic.ipynb #288a669b
 _MEASURED = (SeedStage.SHADOWING, SeedStage.PROBATIONARY)
@@ -102,6 +108,7 @@ def _cull_reason(self:HeuristicTamiyo, s:SlotSignals) -> str|None:
 def _germinate_reason(self:HeuristicTamiyo, sig:TrainingSignals) -> str|None:
     c = self.config
     if sig.epoch / sig.max_epochs >= c.late_fraction: return None
+    if c.finish_in_time and sig.max_epochs - sig.epoch < c.lifecycle_epochs(): return None
     if sum(is_active_stage(s) for s in sig.stages) >= c.max_active_seeds: return None
     if sig.since_germination is not None and sig.since_germination < c.cooldown_epochs: return None
     if sig.since_germination is None and c.germinate_at_epoch is not None and sig.epoch >= c.germinate_at_epoch:
