@@ -4,18 +4,18 @@
 
 # %% ../nbs/40_trainer.ipynb #587e6e28
 from __future__ import annotations
-import dataclasses, datetime, hashlib, json, math, os, platform, random, signal, subprocess, time
+import datetime, hashlib, json, math, os, platform, random, signal, subprocess, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .contracts.stages import SeedStage, is_active_stage
 from .contracts.actions import ActionOp, decode_action, action_mask, action_names
 from .contracts.signals import TrainingSignals, SlotSignals
-from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET, TamiyoPolicy, FieldReport
+from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET, TamiyoPolicy
 from .data import load_dataset, batches, default_augment, Data
 from .kasmina.slot import GateConfig, GATE_PRESETS
 from .kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer
@@ -201,9 +201,6 @@ def install_fossil(model:MorphogeneticModel, slot:int, blueprint:str) -> None:
             r = s.advance(0)
             if not r.passed: raise RuntimeError(f"could not fossilize {blueprint} at slot {slot}: {r.message}")
     finally: s.gate_config = gate
-
-@torch.no_grad()
-def _noop(): pass
 
 def _apply(self:Trainer, action:int, strict:bool=True) -> dict[str, Any]:
     "Apply one flat action at the current epoch; returns what happened."
