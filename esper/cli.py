@@ -212,9 +212,11 @@ def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the output folder."
     from esper.simic.env import make_env_fn
     from esper.simic.ppo import PPOConfig, train_ppo
+    from esper.simic.rewards import RewardConfig
+    MORPHO_PPO_REWARD = RewardConfig(acc_scale=10., rent_weight=0.01, shaping_weight=0.01)
     from esper.nissa.output import make_hub
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    kw = {'preset': args.task_preset} if args.env == 'morpho' else {}
+    kw = {'preset': args.task_preset, 'time_limit': args.time_limit, 'reward_config': MORPHO_PPO_REWARD} if args.env == 'morpho' else {}
     cfg = PPOConfig.preset(args.preset or ('morpho' if args.env == 'morpho' else 'cartpole'))
     tel = TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False)
     hub = make_hub(tel, out, {'env': args.env, 'n_envs': args.n_envs, 'total_steps': args.total_steps, 'seed': args.seed,
@@ -226,8 +228,8 @@ def cmd_ppo(args) -> int:
         res = train_ppo(make_env_fn(args.env, **kw), cfg, n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed,
                         vector=args.vector, log_fn=log, checkpoint_path=out / 'checkpoint.pt', resume=args.resume)
     finally: hub.close()
-    (out / 'history.json').write_text(json.dumps({'returns': res.returns, 'steps': res.episode_steps, 'updates': res.history}))
-    print(f"mean return of the last 20 episodes {res.mean_return(20):.3f}; {res.global_step:,} steps at {res.sps:.0f} SPS")
+    (out / 'history.json').write_text(json.dumps({'returns': res.episode_returns, 'steps': res.episode_steps, 'updates': res.history}))
+    print(f"mean return of the last 20 episodes {res.mean_return(20):.3f}; {res.steps:,} steps at {res.sps:.0f} SPS")
     print(f"outputs: {out}/ (checkpoint.pt — a policy file for esper train --policy — history.json, events.jsonl)")
     return 0
 
@@ -239,6 +241,7 @@ def _add_ppo(sub) -> None:
     p.add_argument('--n-envs', type=_positive, default=2)
     p.add_argument('--total-steps', type=_positive, default=2048)
     p.add_argument('--vector', default='sync', choices=['sync', 'async'])
+    p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how the morpho env ends an episode')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'])
     p.add_argument('--resume', help='continue from this checkpoint')

@@ -299,9 +299,9 @@ def _step(self:Trainer, action:int, strict:bool=True) -> TrainingSignals:
     contribs = self.model.measure_contributions(self.data.val_x[:c.contribution_batch], self.data.val_y[:c.contribution_batch])
     during = [(int(s.stage), float(s.alpha)) for s in self.model.slots]  # what this epoch trained with
     self.epoch += 1
+    metrics.update(self.diag.end_epoch(self.epoch, metrics))  # before set_groups, which starts a fresh epoch
     for s in self.model.slots: s.step_epoch(self.epoch)
     self.opt.sync(); self.diag.set_groups(self._groups())
-    metrics.update(self.diag.end_epoch(self.epoch, metrics))
     params, flops = self.model.param_count(), self.model.flops_per_sample()
     metrics.update({'model/params': params, 'model/flops': flops, 'model/param_ratio': params / self.host_params,
                     'model/flops_ratio': flops / self.host_flops, 'policy/action': info['action'],
