@@ -205,8 +205,8 @@ class ConsoleBackend:
         self._block, self._lines = '', 0
 
     def render(self, epoch:int, metrics:Mapping[str, float]) -> str:
-        "The progress line and stage table for `epoch` (what is drawn)."
-        head = f"epoch {epoch + 1}" + (f"/{self.total} [{_bar((epoch + 1) / self.total)}]" if self.total else '')
+        "The progress line and stage table after `epoch` completed epochs (what is drawn)."
+        head = f"epoch {epoch}" + (f"/{self.total} [{_bar(epoch / self.total)}]" if self.total else '')
         keys = [k for k in ('train/loss', 'val/acc', 'val/worst_class_acc', 'time/epoch_s') if k in metrics]
         head += ''.join(f"  {k} {metrics[k]:.4g}" for k in keys)
         rows = [f"  slot {i}  {s.name:<12} α {self.alpha[i]:4.2f}  "

@@ -108,7 +108,7 @@ def _cull_reason(self:HeuristicTamiyo, s:SlotSignals) -> str|None:
 def _germinate_reason(self:HeuristicTamiyo, sig:TrainingSignals) -> str|None:
     c = self.config
     if sig.epoch / sig.max_epochs >= c.late_fraction: return None
-    if c.finish_in_time and sig.max_epochs - sig.epoch < c.lifecycle_epochs(): return None
+    if c.finish_in_time and sig.max_epochs - sig.epoch <= c.lifecycle_epochs(): return None  # last decision is at max_epochs - 1
     if sum(is_active_stage(s) for s in sig.stages) >= c.max_active_seeds: return None
     if sig.since_germination is not None and sig.since_germination < c.cooldown_epochs: return None
     if sig.since_germination is None and c.germinate_at_epoch is not None and sig.epoch >= c.germinate_at_epoch:
