@@ -160,10 +160,11 @@ def cmd_generate(args) -> int:
     from esper.simic.episodes import EpisodeWriter, collect_episodes, config_hash
     from esper.contracts.actions import n_actions
     from esper.contracts.signals import feature_names
-    env = MorphogeneticEnv(args.preset, **({'data_limit': args.data_limit} if args.data_limit else {}))
-    S = env.config.n_slots
-    writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
     specs = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random']
+    S = RunConfig.preset(args.preset).n_slots
+    for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
+    env = MorphogeneticEnv(args.preset, time_limit=args.time_limit, **({'data_limit': args.data_limit} if args.data_limit else {}))
+    writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
     for k in range(args.episodes):
         spec = specs[k % len(specs)]
         ret = collect_episodes(env, _behaviour(spec, S, args.seed + k), 1, writer, seed=args.seed + k, config_hash=config_hash(env.config.to_dict()))
@@ -175,6 +176,8 @@ def cmd_iql(args) -> int:
     "Train IQL/CQL on logged episodes and save the policy."
     from esper.simic.episodes import load_episodes
     from esper.simic.iql import IQLConfig, train_iql
+    import torch
+    torch.set_num_threads(1)  # small MLPs: one thread is several times faster than two on a busy CPU
     ds = load_episodes(args.data)
     cfg = replace(IQLConfig.preset(args.preset), **({'cql_alpha': args.cql_alpha} if args.cql_alpha is not None else {}))
     print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
@@ -196,6 +199,7 @@ def _add_offline(sub) -> None:
     p.add_argument('--episodes', type=_positive, default=8, help='episodes to log')
     p.add_argument('--behaviour', action='append', help='name[:epsilon], repeatable (default: a heuristic/periodic/random mix)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how episodes end (see esper ppo)')
     p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
     p.set_defaults(fn=cmd_generate)
     q = sub.add_parser('iql', help='train IQL (or CQL) on logged episodes')
