@@ -74,7 +74,7 @@ def test_unreachable_server_falls_back_to_offline_within_the_timeout(wandb_env, 
     monkeypatch.delenv('WANDB_MODE')
     monkeypatch.setenv('WANDB_API_KEY', 'd' * 40)                       # "logged in" ...
     monkeypatch.setenv('WANDB_BASE_URL', f'http://127.0.0.1:{closed_port()}')  # ... to a server that is not there
-    cfg = TelemetryConfig(wandb_mode='auto', wandb_init_timeout_s=8)
+    cfg = TelemetryConfig(wandb_mode='auto', wandb_init_timeout_s=10)
     assert resolve_wandb_mode(cfg.wandb_mode) == 'online'
     err = io.StringIO()
     t0 = time.monotonic()

@@ -262,8 +262,8 @@ def resolve_wandb_mode(requested:str, # 'auto', 'online', 'offline' or 'disabled
 STAGE_TABLE_COLUMNS = ['epoch', 'slot', 'event', 'from', 'to', 'blueprint', 'reason']
 
 def _init_budget(timeout_s:float) -> float:
-    "The `init_timeout` handed to W&B: the bound less ~3 s for its own overhead and the offline init."
-    return max(1., timeout_s - min(3., timeout_s / 3))
+    "The `init_timeout` handed to W&B: half the bound, leaving the other half for its overhead and the offline init."
+    return max(1., timeout_s / 2)
 
 class WandbBackend:
     "Logs metrics and the seed lifecycle to W&B; an unreachable server falls back to offline, never hangs."
