@@ -51,7 +51,7 @@ def stage_segments(events:Sequence[TelemetryEvent], # a run's events, any order
 def _alpha_series(events:Sequence[TelemetryEvent], slot:int) -> tuple[list[int], list[float]]:
     pts = sorted((e.epoch, float(e.data[f'slot{slot}/alpha'])) for e in events
                  if e.type == TelemetryEventType.EPOCH_COMPLETED and f'slot{slot}/alpha' in e.data)
-    return [p[0] + 0.5 for p in pts], [p[1] for p in pts]
+    return [p[0] - 0.5 for p in pts], [p[1] for p in pts]  # epoch k (k-th completed) spans [k-1, k] on the axis
 
 def _new_ax(ax, figsize):
     if ax is not None: return ax.figure, ax
@@ -63,7 +63,8 @@ def plot_lifecycle(events:Sequence[TelemetryEvent], # a run's events (e.g. `hub.
                    ax=None, # draw into this Axes instead of a new figure
                   ) -> Figure:
     "The seed lifecycle timeline: a band per slot coloured by stage, α over it, fossil ★ and cull ✕ markers."
-    max_epoch = max_epoch if max_epoch is not None else max((e.epoch for e in events), default=0) + 1
+    if max_epoch is None:  # completed-epoch events end at their epoch; a stage entered after epoch e shows at least [e, e+1]
+        max_epoch = max((e.epoch if e.type == TelemetryEventType.EPOCH_COMPLETED else e.epoch + 1 for e in events), default=1)
     fig, ax = _new_ax(ax, (9, 1.1 + 0.75 * n_slots))
     seen = set()
     for i, segs in enumerate(stage_segments(events, n_slots, max_epoch)):
@@ -110,7 +111,7 @@ def example_events(n_epochs:int=20) -> list[TelemetryEvent]:
         for ep in range(b0, min(end, n_epochs)): alpha[slot][ep] = min(1., (ep - b0 + 1) / (b1 - b0))
     for ep in range(16 + 2, n_epochs): alpha[1][ep] = min(1., (ep - 17) / 3)
     for ep in range(n_epochs):
-        out.append(TelemetryEvent(_T.EPOCH_COMPLETED, ep, data={'slot0/alpha': alpha[0][ep], 'slot1/alpha': alpha[1][ep],
+        out.append(TelemetryEvent(_T.EPOCH_COMPLETED, ep + 1, data={'slot0/alpha': alpha[0][ep], 'slot1/alpha': alpha[1][ep],
                                                                'slot2/alpha': 0.}, timestamp=100. + ep))
     return out
 
