@@ -267,7 +267,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     try:
         args = parser().parse_args(argv)
         return args.fn(args)
-    except (CLIError, DataError, ValueError, FileNotFoundError) as e:
+    except (CLIError, DataError, ValueError, FileNotFoundError, FloatingPointError) as e:
         print(f"error: {e}" if not str(e).startswith('esper') else str(e), file=sys.stderr); return 2
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130

@@ -235,7 +235,7 @@ def _set_lrs(self:Trainer) -> tuple[float, float]:
 def _recover(self:Trainer, snapshot:dict, loss:float) -> None:
     "Cull every live seed after a non-finite loss and restore the surviving parameters from `snapshot`."
     live = [i for i, s in enumerate(self.model.slots) if is_active_stage(s.stage)]
-    if not live: raise FloatingPointError(f"host diverged at epoch {self.epoch + 1} (loss {loss}) with no live seed to blame: lower the learning rate (--lr)")
+    if not live: raise FloatingPointError(f"host diverged at epoch {self.epoch + 1} (loss {loss}) with no live seed to blame: lower the learning rate (RunConfig.lr)")
     for i in live: self.model.slots[i].cull(f'non-finite loss ({loss})', self.epoch)
     state = self.model.state_dict()
     self.model.load_state_dict({k: v for k, v in snapshot['model'].items() if k in state}, strict=False)
