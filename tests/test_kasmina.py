@@ -311,7 +311,7 @@ def test_culled_seed_is_gone_from_model_and_optimizer_and_slot_is_reused():
     assert torch.equal(m(x), m.host(x))
     m.slots[0].step_epoch(3); assert m.slots[0].stage == S.EMBARGOED
     m.slots[0].step_epoch(4); assert m.slots[0].stage == S.DORMANT
-    stages = [e.data['to'] for e in hub.events if e.type == TelemetryEventType.SEED_STAGE_CHANGED][-4:]
+    stages = [e.data['to'] for e in hub.events if 'to' in e.data][-4:]  # one event per transition, whatever its type
     assert stages == ['CULLED', 'EMBARGOED', 'RESETTING', 'DORMANT']
     assert m.slots[0].germinate('attention', 5).passed and m.slots[0].seed_id.endswith('-2')
     train_steps(m, opt, x, y, 1)

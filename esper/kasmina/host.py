@@ -120,12 +120,7 @@ def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validatio
     finally: self.train(was)
     return out
 
-def any_nonfinite_seed(self:MorphogeneticModel) -> list[int]:
-    "Slots whose seed has a NaN/inf parameter or gradient."
-    bad = lambda t: t is not None and not bool(torch.isfinite(t).all())
-    return [i for i, s in enumerate(self.slots) if s.seed is not None and any(bad(p) or bad(p.grad) for p in s.seed.parameters())]
-
-MorphogeneticModel.measure_contributions, MorphogeneticModel.any_nonfinite_seed = measure_contributions, any_nonfinite_seed
+MorphogeneticModel.measure_contributions = measure_contributions
 
 # %% ../../nbs/13_kasmina.host.ipynb #6f84ce3f
 class MorphoOptimizer:

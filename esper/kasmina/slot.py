@@ -14,6 +14,7 @@ from ..contracts.stages import SeedStage, InvalidTransitionError, check_transiti
 from ..contracts.signals import SlotSignals
 from ..contracts.schemas import (GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport,
                                      TelemetryEvent, TelemetryEventType)
+from ..io import jsonable, nan_if_none
 from .blueprints import get_blueprint
 from .isolation import AlphaSchedule, incubator_forward, blend_forward
 
@@ -64,8 +65,7 @@ _FORWARD = {SeedStage.GERMINATED: SeedStage.TRAINING, SeedStage.TRAINING: SeedSt
 _LIVE = frozenset({SeedStage.PROBATIONARY, SeedStage.FOSSILIZED})
 _T = TelemetryEventType
 
-def _jf(x:float) -> float|None: return None if isinstance(x, float) and not math.isfinite(x) else x
-def _fj(x:float|None) -> float: return float('nan') if x is None else x
+
 
 # %% ../../nbs/12_kasmina.slot.ipynb #354cd90e
 class SeedSlot(nn.Module):
@@ -94,15 +94,16 @@ class SeedSlot(nn.Module):
     def _emit(self, kind:TelemetryEventType, epoch:int, msg:str, **data):
         if self.hub is not None: self.hub.emit(TelemetryEvent(kind, epoch, self.slot_id, msg, data))
 
-    def _enter(self, stage:SeedStage, epoch:int):
-        "Move to `stage` (already validated), set α for it, and emit `SEED_STAGE_CHANGED`."
+    def _enter(self, stage:SeedStage, epoch:int, kind:TelemetryEventType=TelemetryEventType.SEED_STAGE_CHANGED,
+               msg:str|None=None, **data):
+        "Move to `stage` (already validated), set α for it, and emit one `kind` event (`from`, `to` and `data`) for the transition."
         src, self.stage = self.stage, check_transition(self.stage, stage, self.slot_id)
         self.metrics.epochs_in_stage = 0
         self._history.append((stage.name, epoch))
         if stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
         else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
-        self._emit(_T.SEED_STAGE_CHANGED, epoch, f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
-                   seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha)
+        self._emit(kind, epoch, msg or f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
+                   seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha, **data)
 
     def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, stage={self.stage.name}, blueprint={self.blueprint}"
 
@@ -152,8 +153,7 @@ def germinate(self:SeedSlot, blueprint:str, # a key of `BLUEPRINT_REGISTRY`
     self.seed, self.blueprint, self._germinated_epoch = seed, bp.name, epoch
     self.seed_id = f"s{self.slot_id}-{bp.name}-e{epoch}-{self._germinations}"
     self.metrics = SeedMetrics(params=sum(p.numel() for p in seed.parameters()))
-    self._enter(SeedStage.GERMINATED, epoch)
-    self._emit(_T.SEED_GERMINATED, epoch, f"germinated {bp.name}", seed_id=self.seed_id, blueprint=bp.name, params=self.metrics.params)
+    self._enter(SeedStage.GERMINATED, epoch, _T.SEED_GERMINATED, f"germinated {bp.name}", params=self.metrics.params)
     return res
 
 def advance(self:SeedSlot, epoch:int=0, # the current epoch
@@ -167,11 +167,11 @@ def advance(self:SeedSlot, epoch:int=0, # the current epoch
     if not res.passed:
         self._emit(_T.GATE_FAILED, epoch, res.message, gate=res.gate.name, target=target.name, failed=list(res.checks_failed))
         return res
-    self._enter(target, epoch)
     if target == SeedStage.FOSSILIZED:
+        self._enter(target, epoch, _T.SEED_FOSSILIZED, f"fossilized {self.blueprint}", params=self.metrics.params,
+                    contribution=jsonable(self.metrics.contribution))
         self.reports.append(self._report(SeedStage.FOSSILIZED, res.message, epoch))
-        self._emit(_T.SEED_FOSSILIZED, epoch, f"fossilized {self.blueprint}", seed_id=self.seed_id, blueprint=self.blueprint,
-                   params=self.metrics.params, contribution=_jf(self.metrics.contribution))
+    else: self._enter(target, epoch)
     return res
 
 def cull(self:SeedSlot, reason:str, # why the seed is removed
@@ -180,9 +180,8 @@ def cull(self:SeedSlot, reason:str, # why the seed is removed
     "Remove the live seed (→ CULLED → EMBARGOED), free its module, and return its `FieldReport`."
     if self.seed is None or not is_active_stage(self.stage): raise InvalidTransitionError(self.stage, SeedStage.CULLED, self.slot_id)
     report = self._report(SeedStage.CULLED, reason, epoch)
-    self._enter(SeedStage.CULLED, epoch)
+    self._enter(SeedStage.CULLED, epoch, _T.SEED_CULLED, f"culled {self.blueprint}: {reason}", reason=reason)
     self.reports.append(report)
-    self._emit(_T.SEED_CULLED, epoch, f"culled {self.blueprint}: {reason}", seed_id=self.seed_id, blueprint=self.blueprint, reason=reason)
     self.seed = None
     self._enter(SeedStage.EMBARGOED, epoch)
     return report
@@ -265,15 +264,15 @@ SeedSlot.slot_signals = slot_signals
 def state(self:SeedSlot) -> dict[str, Any]:
     "A JSON-ready snapshot of everything but tensors (pair it with the model's `state_dict`)."
     return {'slot_id': self.slot_id, 'channels': self.channels, 'stage': self.stage.name, 'blueprint': self.blueprint,
-            'alpha': self.alpha, 'seed_id': self.seed_id, 'metrics': {k: _jf(v) for k, v in self.metrics.to_dict().items()},
+            'alpha': self.alpha, 'seed_id': self.seed_id, 'metrics': {k: jsonable(v) for k, v in self.metrics.to_dict().items()},
             'counters': {'blend_t': self._blend_t, 'germinations': self._germinations, 'loss_recorded': self._loss_recorded,
                          'contribution_stage': self._contrib_stage.name if self._contrib_stage is not None else None,
                          'germinated_epoch': self._germinated_epoch},
             'history': [list(x) for x in self._history],
-            'reports': [{**r.to_dict(), 'contribution': _jf(r.contribution)} for r in self.reports]}
+            'reports': [{**r.to_dict(), 'contribution': jsonable(r.contribution)} for r in self.reports]}
 
 def _report_from(d:dict) -> FieldReport:
-    return FieldReport(**{**d, 'outcome': SeedStage[d['outcome']], 'contribution': _fj(d['contribution']),
+    return FieldReport(**{**d, 'outcome': SeedStage[d['outcome']], 'contribution': nan_if_none(d['contribution']),
                           'history': tuple((n, e) for n, e in d['history'])})
 
 def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
@@ -285,7 +284,7 @@ def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
     if d['blueprint'] is not None and (is_active_stage(stage) or stage == SeedStage.FOSSILIZED):
         seed = get_blueprint(d['blueprint']).build(self.channels).to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
     self.seed, self.stage, self.blueprint, self.alpha, self.seed_id = seed, stage, d['blueprint'], d['alpha'], d['seed_id']
-    self.metrics = SeedMetrics(**{k: _fj(v) if k in ('train_loss', 'val_acc_live', 'val_acc_bypassed', 'contribution', 'best_contribution') else v
+    self.metrics = SeedMetrics(**{k: nan_if_none(v) if k in ('train_loss', 'val_acc_live', 'val_acc_bypassed', 'contribution', 'best_contribution') else v
                                   for k, v in d['metrics'].items()})
     c = d['counters']
     self._blend_t, self._germinations, self._loss_recorded = c['blend_t'], c['germinations'], c['loss_recorded']

@@ -13,24 +13,16 @@ import gymnasium as gym
 from ..contracts.actions import action_mask, action_names, n_actions
 from ..contracts.signals import TrainingSignals, n_features
 from ..trainer import RunConfig, Trainer
-from .features import obs_from_signals
+from .features import observe
 from .rewards import RewardConfig, compute_reward
 
 # %% auto #0
-__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'env_observation', 'MorphogeneticEnv', 'make_env_fn']
+__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'MorphogeneticEnv', 'make_env_fn']
 
 # %% ../../nbs/52_simic.env.ipynb #cb4414f5
 ENV_ID = 'esper/Morphogenetic-v0'
 RUN_SEED_RANGE = 10**6
 
-def env_observation(signals:TrainingSignals, # the end-of-epoch snapshot
-                   ) -> tuple[np.ndarray, bool]:
-    "The observation for `signals` in [-1, 1] (NaN → 0, then clipped) and whether the guard changed anything."
-    raw = obs_from_signals(signals)
-    obs = np.clip(np.nan_to_num(raw, nan=0., posinf=1., neginf=-1.), -1., 1.)
-    return obs, not np.array_equal(obs, raw)
-
-# %% ../../nbs/52_simic.env.ipynb #4fe2c917
 class MorphogeneticEnv(gym.Env):
     "One morphogenetic training run as an episode: a step is one epoch, the action is Tamiyo's decision for it."
     metadata = {'render_modes': [], 'action_names': action_names(1)}
@@ -72,7 +64,7 @@ def _reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None)
     if run_seed is None: run_seed = self.seed_offset + int(self.np_random.integers(RUN_SEED_RANGE))
     self.trainer = Trainer(replace(self.config, seed=int(run_seed)), data=self.data)
     self.signals = self.trainer.reset()
-    obs, clipped = env_observation(self.signals)
+    obs, clipped = observe(self.signals)
     return obs, self._info(obs_clipped=clipped)
 
 MorphogeneticEnv.reset = _reset
@@ -88,7 +80,7 @@ def _step(self:MorphogeneticEnv, action:int) -> tuple[np.ndarray, float, bool, b
     invalid, truncated = bool(self.trainer.last_info['invalid_action']), self.trainer.done
     _, parts = compute_reward(prev, self.signals, terminal=truncated, config=self.reward_config)
     parts['invalid_action'] = -self.invalid_penalty if invalid else 0.
-    obs, clipped = env_observation(self.signals)
+    obs, clipped = observe(self.signals)
     info = self._info(reward_components=parts, invalid_action=invalid, obs_clipped=clipped,
                       gate=self.trainer.last_info.get('gate'))
     end = self.time_limit == 'terminate' and truncated

@@ -10,7 +10,7 @@ import torch
 from ..contracts.signals import TrainingSignals, n_features
 
 # %% auto #0
-__all__ = ['obs_dim', 'obs_from_signals', 'RunningMeanStd', 'ObsNormalizer']
+__all__ = ['obs_dim', 'observe', 'obs_from_signals', 'RunningMeanStd', 'ObsNormalizer']
 
 # %% ../../nbs/50_simic.features.ipynb #17f6b09e
 def obs_dim(n_slots:int, # number of seed slots `S`
@@ -18,10 +18,17 @@ def obs_dim(n_slots:int, # number of seed slots `S`
     "Length of the observation vector for `n_slots` slots: `21 + 6·S`."
     return n_features(n_slots)
 
+def observe(signals:TrainingSignals, # the end-of-epoch snapshot
+           ) -> tuple[np.ndarray, bool]:
+    "The observation for `signals` in [-1, 1] (NaN → 0, ±inf → ±1, then clipped) and whether the guard changed anything."
+    raw = signals.to_numpy()
+    obs = np.clip(np.nan_to_num(raw, nan=0., posinf=1., neginf=-1.), -1., 1.)
+    return obs, not np.array_equal(obs, raw)
+
 def obs_from_signals(signals:TrainingSignals, # the end-of-epoch snapshot
                     ) -> np.ndarray:
-    "The gymnasium observation for `signals`: a `float32` vector of length `obs_dim(signals.n_slots)`."
-    return signals.to_numpy()
+    "The observation every policy sees for `signals`: a guarded `float32` vector of length `obs_dim(signals.n_slots)`."
+    return observe(signals)[0]
 
 # %% ../../nbs/50_simic.features.ipynb #4ce00362
 class RunningMeanStd:
