@@ -48,22 +48,26 @@ def is_valid_transition(src:SeedStage, # the stage a seed is in
     "Whether a seed may move from `src` to `dst` in one step."
     return SeedStage(dst) in VALID_TRANSITIONS[SeedStage(src)]
 
+# %% ../../nbs/00_contracts.stages.ipynb #9ba987d7
 def is_terminal_stage(s:SeedStage) -> bool:
     "Whether `s` has no way out (only `FOSSILIZED`)."
     return not VALID_TRANSITIONS[SeedStage(s)]
 
+# %% ../../nbs/00_contracts.stages.ipynb #41fac666
 _ACTIVE = frozenset({_S.GERMINATED, _S.TRAINING, _S.BLENDING, _S.SHADOWING, _S.PROBATIONARY})
-_FAILURE = frozenset({_S.CULLED, _S.EMBARGOED, _S.RESETTING})
 
 def is_active_stage(s:SeedStage) -> bool:
     "Whether a live, not yet permanent seed occupies the slot (`GERMINATED` … `PROBATIONARY`)."
     return SeedStage(s) in _ACTIVE
 
+# %% ../../nbs/00_contracts.stages.ipynb #04297328
+_FAILURE = frozenset({_S.CULLED, _S.EMBARGOED, _S.RESETTING})
+
 def is_failure_stage(s:SeedStage) -> bool:
     "Whether the slot is on the way back after a cull (`CULLED`, `EMBARGOED`, `RESETTING`)."
     return SeedStage(s) in _FAILURE
 
-# %% ../../nbs/00_contracts.stages.ipynb #9ba987d7
+# %% ../../nbs/00_contracts.stages.ipynb #2a47043f
 class InvalidTransitionError(ValueError):
     "A request to move a seed along an edge the lifecycle does not have."
     def __init__(self, src:SeedStage, dst:SeedStage, slot:int|str|None=None):
@@ -72,6 +76,7 @@ class InvalidTransitionError(ValueError):
         where = f"slot {slot}: " if slot is not None else ""
         super().__init__(f"{where}cannot move from {self.src.name} to {self.dst.name}; allowed from {self.src.name}: {allowed}")
 
+# %% ../../nbs/00_contracts.stages.ipynb #dc64445b
 def check_transition(src:SeedStage, dst:SeedStage, slot:int|str|None=None) -> SeedStage:
     "Return `dst` as a `SeedStage` if `src → dst` is valid, else raise `InvalidTransitionError`."
     if not is_valid_transition(src, dst): raise InvalidTransitionError(src, dst, slot)
