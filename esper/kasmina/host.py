@@ -4,8 +4,9 @@
 
 # %% ../../nbs/13_kasmina.host.ipynb #f420b2a7
 from __future__ import annotations
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 import torch
+import torch.nn.functional as F
 from torch import nn
 from ..contracts.stages import SeedStage, is_active_stage
 from .blueprints import get_blueprint, count_flops
@@ -107,16 +108,17 @@ def _accuracy(logits:torch.Tensor, y:torch.Tensor) -> float: return (logits.argm
 def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validation batch
                           y:torch.Tensor, # its labels
                          ) -> list[float|None]:
-    "Per slot with a live seed: accuracy with α forced to 1 minus forced to 0 (eval mode, no grad); recorded on the slot."
+    "Per slot with a live seed: accuracy with α forced to 1 minus forced to 0 (eval mode, no grad); recorded on the slot with the α = 1 loss."
     was, out = self.training, []
     self.eval()
     try:
         with torch.no_grad():
             for s in self.slots:
                 if s.seed is None or not is_active_stage(s.stage): out.append(None); continue
-                with s.override_alpha(1.): live = _accuracy(self(x), y)
+                with s.override_alpha(1.): logits = self(x)
                 with s.override_alpha(0.): bypassed = _accuracy(self(x), y)
-                out.append(s.record_contribution(live, bypassed))
+                s.record_train_loss(F.cross_entropy(logits, y).item())  # the seed's loss as if live: G2 refuses a non-finite one
+                out.append(s.record_contribution(_accuracy(logits, y), bypassed))
     finally: self.train(was)
     return out
 
@@ -154,10 +156,15 @@ class MorphoOptimizer:
         opt.param_groups.sort(key=lambda g: -1 if g['name'] == 'host' else int(g['name'][4:]))
         self._sig = sig
 
-    def set_lr(self, lr:float, seed_lr:float) -> None:
-        "Set the host group's and every seed group's learning rate."
-        self.lr, self.seed_lr = lr, seed_lr
-        for g in self.optimizer.param_groups: g['lr'] = lr if g['name'] == 'host' else seed_lr
+    def set_lr(self, lr:float, # the host group's learning rate
+               seed_lr:float|Mapping[int, float], # every seed group's, or one per slot index
+              ) -> None:
+        "Set the host group's learning rate and each seed group's."
+        self.lr = lr
+        if not isinstance(seed_lr, Mapping): self.seed_lr = seed_lr
+        for g in self.optimizer.param_groups:
+            if g['name'] == 'host': g['lr'] = lr
+            else: g['lr'] = seed_lr[int(g['name'][4:])] if isinstance(seed_lr, Mapping) else seed_lr
 
     def step(self) -> None: self.sync(); self.optimizer.step()
     def zero_grad(self) -> None: self.optimizer.zero_grad(set_to_none=True)
