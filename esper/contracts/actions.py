@@ -17,8 +17,7 @@ __all__ = ['BLUEPRINTS', 'ActionOp', 'n_actions', 'Action', 'decode_action', 'en
 BLUEPRINTS: tuple[str, ...] = ('conv_enhance', 'attention', 'norm', 'depthwise')
 "The germinable blueprints, in action order (`noop` is a control for tests, never an action)."
 
-_SHORT = {'conv_enhance': 'CONV', 'attention': 'ATTENTION', 'norm': 'NORM', 'depthwise': 'DEPTHWISE'}
-
+# %% ../../nbs/01_contracts.actions.ipynb #18d4a271
 class ActionOp(IntEnum):
     "The kind of an action."
     WAIT = 0
@@ -26,12 +25,15 @@ class ActionOp(IntEnum):
     ADVANCE = 2
     CULL = 3
 
+# %% ../../nbs/01_contracts.actions.ipynb #19d6bd18
 def n_actions(n_slots:int) -> int:
     "Size of the flat action space for `n_slots` slots: `1 + S·(B+2)`."
     if n_slots < 1: raise ValueError(f"n_slots must be >= 1, got {n_slots}")
     return 1 + n_slots * (len(BLUEPRINTS) + 2)
 
-# %% ../../nbs/01_contracts.actions.ipynb #18d4a271
+# %% ../../nbs/01_contracts.actions.ipynb #c7a8905c
+_SHORT = {'conv_enhance': 'CONV', 'attention': 'ATTENTION', 'norm': 'NORM', 'depthwise': 'DEPTHWISE'}
+
 class Action(NamedTuple):
     "One decoded action: what to do, at which slot, with which blueprint."
     op: ActionOp
@@ -45,6 +47,7 @@ class Action(NamedTuple):
         base = f"GERMINATE_{_SHORT[self.blueprint]}" if self.op == ActionOp.GERMINATE else self.op.name
         return base if self.slot is None else f"{base}@{self.slot}"
 
+# %% ../../nbs/01_contracts.actions.ipynb #0b329062
 def decode_action(i:int, # flat action index
                   n_slots:int, # number of slots `S`
                  ) -> Action:
@@ -55,6 +58,7 @@ def decode_action(i:int, # flat action index
     if k < len(BLUEPRINTS): return Action(ActionOp.GERMINATE, slot, BLUEPRINTS[k])
     return Action(ActionOp.ADVANCE if k == len(BLUEPRINTS) else ActionOp.CULL, slot)
 
+# %% ../../nbs/01_contracts.actions.ipynb #d6c269df
 def encode_action(op:ActionOp, # what to do
                   slot:int|None=None, # which slot (not for WAIT)
                   blueprint:str|None=None, # which blueprint (only for GERMINATE)
@@ -70,6 +74,7 @@ def encode_action(op:ActionOp, # what to do
         return base + BLUEPRINTS.index(blueprint)
     return base + len(BLUEPRINTS) + (0 if op == ActionOp.ADVANCE else 1)
 
+# %% ../../nbs/01_contracts.actions.ipynb #462c82b1
 def action_names(n_slots:int) -> list[str]:
     "Readable names of all actions; slot suffixes are dropped when there is one slot."
     names = [decode_action(i, n_slots) for i in range(n_actions(n_slots))]
