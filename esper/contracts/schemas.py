@@ -25,6 +25,7 @@ class GateLevel(IntEnum):
     G4 = 4  # → PROBATIONARY: the seed's counterfactual contribution is not harmful
     G5 = 5  # → FOSSILIZED: the seed earned its place with a positive contribution
 
+# %% ../../nbs/03_contracts.schemas.ipynb #f7705bee
 GATE_FOR_STAGE: dict[SeedStage, GateLevel] = {
     SeedStage.GERMINATED: GateLevel.G0, SeedStage.TRAINING: GateLevel.G1, SeedStage.BLENDING: GateLevel.G2,
     SeedStage.SHADOWING: GateLevel.G3, SeedStage.PROBATIONARY: GateLevel.G4, SeedStage.FOSSILIZED: GateLevel.G5}
@@ -63,6 +64,7 @@ class SeedMetrics:
 
     def to_dict(self) -> dict[str, Any]: return asdict(self)
 
+# %% ../../nbs/03_contracts.schemas.ipynb #a2689e8c
 @dataclass(frozen=True, slots=True)
 class FieldReport:
     "What happened to one seed, written once when it is fossilized or culled."
@@ -100,6 +102,7 @@ class TelemetryEventType(str, Enum):
     PPO_UPDATE = 'ppo_update'
     IQL_UPDATE = 'iql_update'
 
+# %% ../../nbs/03_contracts.schemas.ipynb #6bef282b
 @dataclass(frozen=True, slots=True)
 class TelemetryEvent:
     "One thing that happened, with the epoch (or step) it happened at."
@@ -124,6 +127,7 @@ class Blueprint(Protocol):
     def param_count(self, channels:int) -> int: ...
     def flops(self, channels:int, height:int, width:int) -> int: ...
 
+# %% ../../nbs/03_contracts.schemas.ipynb #22b2127a
 @runtime_checkable
 class TamiyoPolicy(Protocol):
     "A policy: picks one flat action per epoch from the signals and the action mask."
@@ -131,6 +135,7 @@ class TamiyoPolicy(Protocol):
     def decide(self, signals:Any, mask:Sequence[bool]) -> Decision: ...
     def reset(self) -> None: ...
 
+# %% ../../nbs/03_contracts.schemas.ipynb #6acda236
 @runtime_checkable
 class OutputBackend(Protocol):
     "A telemetry sink: receives every event; `close` flushes it."
