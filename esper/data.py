@@ -23,17 +23,21 @@ __all__ = ['DATASETS', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DIGITS_TEST', 'Dat
 DATASETS: tuple[str, ...] = ('fashion_mnist', 'cifar10', 'cifar100', 'digits', 'synthetic')
 "The dataset names `load_dataset` accepts."
 
+# %% ../nbs/05_data.ipynb #4c21acb4
 class DataError(ValueError):
     "A dataset that cannot be found or read; the message says how to get it."
 
+# %% ../nbs/05_data.ipynb #389824c0
 def cache_dir() -> Path:
     "Where downloads and extracted archives go: `$ESPER_CACHE`, else `~/.cache/esper`."
     return Path(os.environ.get('ESPER_CACHE') or Path.home()/'.cache'/'esper')
 
+# %% ../nbs/05_data.ipynb #8b7410e6
 def debian_dir() -> Path:
     "Debian's dataset directory (`$ESPER_DEBIAN_DATA` overrides it, e.g. in tests)."
     return Path(os.environ.get('ESPER_DEBIAN_DATA') or '/usr/share/datasets')
 
+# %% ../nbs/05_data.ipynb #ede5dddf
 def data_dirs(root:str|Path|None=None, # a directory the caller points at; searched first
              ) -> list[Path]:
     "Directories searched for dataset files, in order: `root`, `$ESPER_DATA`, `cache_dir()`."
@@ -50,6 +54,7 @@ class RawData(NamedTuple):
     class_names: tuple[str, ...]
     source: str
 
+# %% ../nbs/05_data.ipynb #ca0bf584
 def read_idx(path:str|Path, # an IDX file, gzipped (`.gz`) or plain
             ) -> np.ndarray:
     "Read an unsigned-byte IDX file (the (Fashion-)MNIST format) into a numpy array."
@@ -64,6 +69,7 @@ def read_idx(path:str|Path, # an IDX file, gzipped (`.gz`) or plain
 FASHION_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 _FASHION = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 
+# %% ../nbs/05_data.ipynb #a21b85a3
 def _idx_file(d:Path, stem:str) -> Path|None:
     return next((d/n for n in (stem + '.gz', stem) if (d/n).is_file()), None)
 
@@ -74,6 +80,7 @@ def find_fashion_mnist(root:str|Path|None=None) -> Path|None:
         if all(_idx_file(d, s) for s in _FASHION): return d
     return None
 
+# %% ../nbs/05_data.ipynb #fed98dca
 @lru_cache(maxsize=4)
 def _read_fashion(d:Path, stamp:tuple) -> RawData:  # `stamp` (sizes, mtimes) invalidates the cache
     tx, ty, vx, vy = (read_idx(_idx_file(d, s)) for s in _FASHION)
@@ -84,6 +91,10 @@ def _download_fashion() -> Path:
     torchvision.datasets.FashionMNIST(str(cache_dir()), train=True, download=True)
     return cache_dir()/'FashionMNIST'/'raw'
 
+_FASHION_HELP = ("install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) or put the 4 IDX files "
+                 "(train-images-idx3-ubyte.gz, ...) in $ESPER_DATA, or allow the torchvision download")
+
+# %% ../nbs/05_data.ipynb #c19e3a40
 def fashion_mnist(root=None, download:bool=True) -> RawData:
     "Fashion-MNIST from the first place that has it (see `find_fashion_mnist`), else downloaded."
     d = find_fashion_mnist(root)
@@ -94,9 +105,6 @@ def fashion_mnist(root=None, download:bool=True) -> RawData:
     files = [_idx_file(d, s) for s in _FASHION]
     return _read_fashion(d, tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in files))
 
-_FASHION_HELP = ("install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) or put the 4 IDX files "
-                 "(train-images-idx3-ubyte.gz, ...) in $ESPER_DATA, or allow the torchvision download")
-
 # %% ../nbs/05_data.ipynb #b672f898
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
 _CIFAR = {  # folder, archive, train files, test files, label bytes, class-name file
@@ -104,6 +112,7 @@ _CIFAR = {  # folder, archive, train files, test files, label bytes, class-name 
                 ['test_batch.bin'], 1, 'batches.meta.txt'),
     'cifar100': ('cifar-100-binary', 'cifar-100-binary.tar.gz', ['train.bin'], ['test.bin'], 2, 'fine_label_names.txt')}
 
+# %% ../nbs/05_data.ipynb #df247bff
 def read_cifar_bin(path:str|Path, # one CIFAR binary file
                    label_bytes:int=1, # 1 for CIFAR-10; 2 (coarse, fine) for CIFAR-100
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +139,13 @@ def _extract(archive:Path, dest:Path) -> Path:
     with tarfile.open(archive) as tf: tf.extractall(dest, filter='data')
     return dest
 
+def _cifar_names(name:str, path:Path) -> tuple[str, ...]:
+    names = [l.strip() for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+    n = 10 if name == 'cifar10' else 100
+    if len(names) == n: return tuple(names)
+    return CIFAR10_CLASSES if name == 'cifar10' else tuple(str(i) for i in range(n))
+
+# %% ../nbs/05_data.ipynb #359e4d27
 def cifar(name:str='cifar10', root=None, download:bool=True) -> RawData:
     "CIFAR-10 or CIFAR-100 from the official binary files (`download` is ignored: no pickle-free mirror)."
     d = _cifar_folder(name, root)
@@ -138,12 +154,6 @@ def cifar(name:str='cifar10', root=None, download:bool=True) -> RawData:
         if not (d/f).is_file(): raise DataError(f"{name}: {d/f} is missing; re-extract {_CIFAR[name][1]}")
     (tx, ty), (vx, vy) = (map(np.concatenate, zip(*(read_cifar_bin(d/f, lb) for f in fs))) for fs in (train, test))
     return RawData(tx, ty, vx, vy, _cifar_names(name, d/names_file), str(d))
-
-def _cifar_names(name:str, path:Path) -> tuple[str, ...]:
-    names = [l.strip() for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
-    n = 10 if name == 'cifar10' else 100
-    if len(names) == n: return tuple(names)
-    return CIFAR10_CLASSES if name == 'cifar10' else tuple(str(i) for i in range(n))
 
 # %% ../nbs/05_data.ipynb #253eaaaf
 DIGITS_TEST = 360
@@ -157,6 +167,7 @@ def digits(root=None, download:bool=True) -> RawData:
     te, tr = np.sort(perm[:DIGITS_TEST]), np.sort(perm[DIGITS_TEST:])
     return RawData(x[tr], y[tr], x[te], y[te], tuple(str(i) for i in range(10)), 'sklearn.datasets.load_digits')
 
+# %% ../nbs/05_data.ipynb #3069bcf9
 def synthetic(root=None, download:bool=True, *,
               n_train:int=1000, # official-train-set size (validation is split from it)
               n_test:int=200, # test-set size
@@ -209,7 +220,7 @@ class Data:
         return (f"Data({self.name}: train {len(self.train_y)}, val {len(self.val_y)}, test {len(self.test_y)}, "
                 f"{self.in_channels}×{self.image_size[0]}×{self.image_size[1]}, {self.n_classes} classes, {self.train_x.device})")
 
-# %% ../nbs/05_data.ipynb #6ea3eec6
+# %% ../nbs/05_data.ipynb #38f18ed6
 _SOURCES = {'fashion_mnist': fashion_mnist, 'cifar10': cifar, 'cifar100': lambda **kw: cifar('cifar100', **kw),
             'digits': digits, 'synthetic': synthetic}
 
@@ -217,6 +228,7 @@ def _normalise(x:np.ndarray, mean:Tensor, std:Tensor, device) -> Tensor:
     x = torch.from_numpy(np.array(x, copy=True)).to(device).float().div_(255)
     return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
 
+# %% ../nbs/05_data.ipynb #cade5664
 def load_dataset(name:str, # one of `DATASETS`
                  *, seed:int=0, # picks the validation split
                  val_size:int|float=0.1, # validation taken from the official train set: a count or a fraction
@@ -244,6 +256,7 @@ def load_dataset(name:str, # one of `DATASETS`
 def _randint(high:int, n:int, g:torch.Generator|None, device) -> Tensor:
     return torch.randint(high, (n,), generator=g, device=g.device if g is not None else device).to(device)
 
+# %% ../nbs/05_data.ipynb #141357e7
 @dataclass(frozen=True)
 class Augment:
     "Random crop with zero padding and random horizontal flip, on whatever device the batch is on."
@@ -267,6 +280,7 @@ class Augment:
             x = torch.where(m[:, None, None, None], x.flip(3), x)
         return x
 
+# %% ../nbs/05_data.ipynb #86d0576d
 def default_augment(name:str) -> Augment|None:
     "The augmentation that suits dataset `name` (None for `synthetic`)."
     return {'fashion_mnist': Augment(2, True), 'cifar10': Augment(4, True), 'cifar100': Augment(4, True),
