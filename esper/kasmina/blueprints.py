@@ -41,6 +41,11 @@ def _check_channels(channels:int) -> int:
 
 def _n_params(m:nn.Module) -> int: return sum(p.numel() for p in m.parameters())
 
+def _gcd(a:int, b:int) -> int:
+    while b: a, b = b, a % b
+    return a
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #150592a5
 class ResidualSeed(nn.Module):
     "A seed computing `h + f(h)`; `f` ends in a zero-initialised affine so a new seed is exactly the identity."
     def __init__(self, f:nn.Module, # the residual branch; its last module has an affine `weight`
@@ -50,6 +55,7 @@ class ResidualSeed(nn.Module):
         nn.init.zeros_(f[-1].weight)
     def forward(self, h:torch.Tensor) -> torch.Tensor: return h + self.f(h)
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #c177ab3f
 class SqueezeExcite(nn.Module):
     "Channel attention `h · 2σ(W₂ ReLU(W₁ avgpool(h)))`; `W₂` starts at zero so the gate starts at exactly 1."
     def __init__(self, channels:int, hidden:int):
@@ -60,7 +66,7 @@ class SqueezeExcite(nn.Module):
         z = self.fc2(torch.relu(self.fc1(h.mean((2, 3), keepdim=True))))
         return h * (2 * torch.sigmoid(z))
 
-# %% ../../nbs/10_kasmina.blueprints.ipynb #c177ab3f
+# %% ../../nbs/10_kasmina.blueprints.ipynb #594764d7
 class NoopBlueprint:
     "The control: a seed that computes `h` and has no parameters."
     name, control = 'noop', True
@@ -68,6 +74,7 @@ class NoopBlueprint:
     def param_count(self, channels:int) -> int: return 0
     def flops(self, channels:int, height:int, width:int) -> int: return 0
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #769d68af
 class ConvEnhanceBlueprint:
     "A residual conv block `C → 2C → C` (two 3×3 convolutions with BatchNorm), the last BN zero-initialised."
     name, control = 'conv_enhance', False
@@ -78,6 +85,7 @@ class ConvEnhanceBlueprint:
     def param_count(self, channels:int) -> int: return 36 * channels**2 + 6 * channels
     def flops(self, channels:int, height:int, width:int) -> int: return 72 * channels**2 * height * width
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #2e5a9642
 class AttentionBlueprint:
     "Squeeze-excitation channel attention with a hidden width of `max(1, C // 4)`."
     name, control = 'attention', False
@@ -86,6 +94,7 @@ class AttentionBlueprint:
     def param_count(self, channels:int) -> int: r = self._hidden(channels); return 2 * channels * r + r + channels
     def flops(self, channels:int, height:int, width:int) -> int: return 4 * channels * self._hidden(channels)
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #2cc103dd
 class NormBlueprint:
     "A GroupNorm residual `h + GN(conv1×1(h))` with `gcd(C, 4)` groups, the GroupNorm scale zero-initialised."
     name, control = 'norm', False
@@ -95,6 +104,7 @@ class NormBlueprint:
     def param_count(self, channels:int) -> int: return channels**2 + 2 * channels
     def flops(self, channels:int, height:int, width:int) -> int: return 2 * channels**2 * height * width
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #677cf703
 class DepthwiseBlueprint:
     "A depthwise-separable residual block: depthwise 3×3, BN, ReLU, pointwise 1×1, BN (zero-initialised)."
     name, control = 'depthwise', False
@@ -105,15 +115,12 @@ class DepthwiseBlueprint:
     def param_count(self, channels:int) -> int: return channels**2 + 13 * channels
     def flops(self, channels:int, height:int, width:int) -> int: return (18 * channels + 2 * channels**2) * height * width
 
-def _gcd(a:int, b:int) -> int:
-    while b: a, b = b, a % b
-    return a
-
-# %% ../../nbs/10_kasmina.blueprints.ipynb #594764d7
+# %% ../../nbs/10_kasmina.blueprints.ipynb #572ed494
 BLUEPRINT_REGISTRY: dict[str, Blueprint] = {b.name: b for b in (NoopBlueprint(), ConvEnhanceBlueprint(), AttentionBlueprint(),
                                                                 NormBlueprint(), DepthwiseBlueprint())}
 "Every blueprint by name: `noop` (the control) and the four germinable ones of `contracts.actions.BLUEPRINTS`."
 
+# %% ../../nbs/10_kasmina.blueprints.ipynb #10376871
 def get_blueprint(name:str, # a key of `BLUEPRINT_REGISTRY`
                  ) -> Blueprint:
     "The blueprint called `name`; an unknown name raises `ValueError` listing the known ones."
