@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable
+from fastcore.basics import patch
 import torch
 from torch import nn
 from ..contracts.stages import SeedStage
@@ -24,6 +25,7 @@ def incubator_forward(h:torch.Tensor, # (B,C,H,W) host features
     d = seed(hd) - hd
     return h + (d - d.detach())
 
+# %% ../../nbs/11_kasmina.isolation.ipynb #537b5896
 def blend_forward(h:torch.Tensor, # (B,C,H,W) host features
                   seed:nn.Module, # the seed `g`
                   alpha:float, # blend weight in [0, 1]
@@ -32,6 +34,7 @@ def blend_forward(h:torch.Tensor, # (B,C,H,W) host features
     hd = h.detach()
     return h + alpha * (seed(hd) - hd)
 
+# %% ../../nbs/11_kasmina.isolation.ipynb #69faf323
 def live_forward(h:torch.Tensor, seed:nn.Module) -> torch.Tensor:
     "Live seed `g(h)`: isolation off, gradient reaches the host through the seed (PROBATIONARY, FOSSILIZED)."
     return seed(h)
@@ -61,6 +64,7 @@ class AlphaSchedule:
 ISOLATED_STAGES: frozenset[SeedStage] = frozenset({SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING})
 "Stages in which no gradient may reach the host through the seed."
 
+# %% ../../nbs/11_kasmina.isolation.ipynb #c0b4e5dc
 class GradientIsolationMonitor:
     "Context manager: hooks check that isolated seeds' inputs are detached and record their gradient norms; hooks always removed."
     def __init__(self, slots:Iterable[Any], # objects with `slot_id`, `stage` and `seed` (e.g. `SeedSlot`s)
@@ -71,22 +75,6 @@ class GradientIsolationMonitor:
         self.violations: list[str] = []
         self.grad_sq: dict[int, float] = {}
         self._handles: list[Any] = []
-
-    def _pre_hook(self, slot_id:int):
-        def hook(module, args):
-            if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
-                self._violate(slot_id, "seed input is attached to the host graph in an isolated stage")
-        return hook
-
-    def _grad_hook(self, slot_id:int):
-        def hook(grad):
-            self.grad_sq[slot_id] = self.grad_sq.get(slot_id, 0.) + float(grad.detach().pow(2).sum())
-        return hook
-
-    def _violate(self, slot_id:int, msg:str):
-        self.violations.append(f"slot {slot_id}: {msg}")
-        if self.hub is not None:
-            self.hub.emit(TelemetryEvent(TelemetryEventType.ISOLATION_VIOLATION, self.epoch, slot_id, msg))
 
     def __enter__(self) -> GradientIsolationMonitor:
         try:
@@ -100,14 +88,38 @@ class GradientIsolationMonitor:
 
     def __exit__(self, *exc) -> bool: self.remove(); return False
 
-    def remove(self):
-        "Remove every hook this monitor registered."
-        for h in self._handles: h.remove()
-        self._handles.clear()
-
-    def grad_norm(self, slot_id:int) -> float:
-        "Total gradient norm the seed at `slot_id` received inside the `with` block."
-        return math.sqrt(self.grad_sq.get(slot_id, 0.))
-
     @property
     def ok(self) -> bool: return not self.violations
+
+# %% ../../nbs/11_kasmina.isolation.ipynb #85d5a7bd
+@patch
+def _pre_hook(self:GradientIsolationMonitor, slot_id:int):
+    def hook(module, args):
+        if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+            self._violate(slot_id, "seed input is attached to the host graph in an isolated stage")
+    return hook
+
+@patch
+def _grad_hook(self:GradientIsolationMonitor, slot_id:int):
+    def hook(grad):
+        self.grad_sq[slot_id] = self.grad_sq.get(slot_id, 0.) + float(grad.detach().pow(2).sum())
+    return hook
+
+@patch
+def _violate(self:GradientIsolationMonitor, slot_id:int, msg:str):
+    self.violations.append(f"slot {slot_id}: {msg}")
+    if self.hub is not None:
+        self.hub.emit(TelemetryEvent(TelemetryEventType.ISOLATION_VIOLATION, self.epoch, slot_id, msg))
+
+# %% ../../nbs/11_kasmina.isolation.ipynb #31876450
+@patch
+def remove(self:GradientIsolationMonitor):
+    "Remove every hook this monitor registered."
+    for h in self._handles: h.remove()
+    self._handles.clear()
+
+# %% ../../nbs/11_kasmina.isolation.ipynb #754ee749
+@patch
+def grad_norm(self:GradientIsolationMonitor, slot_id:int) -> float:
+    "Total gradient norm the seed at `slot_id` received inside the `with` block."
+    return math.sqrt(self.grad_sq.get(slot_id, 0.))
