@@ -8,6 +8,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
+from fastcore.basics import patch
 import torch
 from torch import nn
 from ..contracts.stages import SeedStage, InvalidTransitionError, check_transition, is_active_stage
@@ -45,6 +46,7 @@ class GateConfig:
         "The blend's `AlphaSchedule`."
         return AlphaSchedule(self.alpha_schedule, self.blend_epochs)
 
+# %% ../../nbs/12_kasmina.slot.ipynb #9eb49ecb
 GATE_PRESETS: dict[str, GateConfig] = {
     'default': GateConfig(),
     'tiny': GateConfig(min_training_epochs=1, blend_epochs=1, min_shadowing_epochs=1, min_probation_epochs=1,
@@ -59,15 +61,14 @@ class SlotOperationError(InvalidTransitionError):
         self.src = self.dst = SeedStage(stage); self.slot = slot
         ValueError.__init__(self, f"slot {slot}: cannot {op} in stage {SeedStage(stage).name}; {hint}")
 
+# %% ../../nbs/12_kasmina.slot.ipynb #1bdd8350
 _FORWARD = {SeedStage.GERMINATED: SeedStage.TRAINING, SeedStage.TRAINING: SeedStage.BLENDING,
             SeedStage.BLENDING: SeedStage.SHADOWING, SeedStage.SHADOWING: SeedStage.PROBATIONARY,
             SeedStage.PROBATIONARY: SeedStage.FOSSILIZED}
 _LIVE = frozenset({SeedStage.PROBATIONARY, SeedStage.FOSSILIZED})
 _T = TelemetryEventType
 
-
-
-# %% ../../nbs/12_kasmina.slot.ipynb #354cd90e
+# %% ../../nbs/12_kasmina.slot.ipynb #2a0b17e9
 class SeedSlot(nn.Module):
     "A slot that can hold one seed through its gated lifecycle; the identity while empty."
     def __init__(self, slot_id:int, # index of the slot in its model
@@ -91,21 +92,29 @@ class SeedSlot(nn.Module):
         self._blend_t, self._contrib_stage, self._loss_recorded, self._germinated_epoch = 0, None, False, None
         self._history: list[tuple[str, int]] = []
 
-    def _emit(self, kind:TelemetryEventType, epoch:int, msg:str, **data):
-        if self.hub is not None: self.hub.emit(TelemetryEvent(kind, epoch, self.slot_id, msg, data))
-
-    def _enter(self, stage:SeedStage, epoch:int, kind:TelemetryEventType=TelemetryEventType.SEED_STAGE_CHANGED,
-               msg:str|None=None, **data):
-        "Move to `stage` (already validated), set α for it, and emit one `kind` event (`from`, `to` and `data`) for the transition."
-        src, self.stage = self.stage, check_transition(self.stage, stage, self.slot_id)
-        self.metrics.epochs_in_stage = 0
-        self._history.append((stage.name, epoch))
-        if stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
-        else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
-        self._emit(kind, epoch, msg or f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
-                   seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha, **data)
-
     def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, stage={self.stage.name}, blueprint={self.blueprint}"
+
+# %% ../../nbs/12_kasmina.slot.ipynb #fbca3faf
+@patch
+def _emit(self:SeedSlot, kind:TelemetryEventType, epoch:int, msg:str, **data):
+    if self.hub is not None: self.hub.emit(TelemetryEvent(kind, epoch, self.slot_id, msg, data))
+
+@patch
+def _enter(self:SeedSlot, stage:SeedStage, epoch:int, kind:TelemetryEventType=TelemetryEventType.SEED_STAGE_CHANGED,
+           msg:str|None=None, **data):
+    "Move to `stage` (already validated), set α for it, and emit one `kind` event (`from`, `to` and `data`) for the transition."
+    src, self.stage = self.stage, check_transition(self.stage, stage, self.slot_id)
+    self.metrics.epochs_in_stage = 0
+    self._history.append((stage.name, epoch))
+    if stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
+    else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
+    self._emit(kind, epoch, msg or f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
+               seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha, **data)
+
+@patch
+def _report(self:SeedSlot, outcome:SeedStage, reason:str, epoch:int) -> FieldReport:
+    return FieldReport(self.slot_id, self.seed_id, self.blueprint, self._germinated_epoch, epoch, outcome, reason,
+                       self.metrics.params, self.metrics.contribution, tuple(self._history))
 
 # %% ../../nbs/12_kasmina.slot.ipynb #de88b9b3
 def _finite(m:nn.Module) -> bool:
@@ -120,6 +129,7 @@ def _g0(slot:SeedSlot, bp:Any, seed:nn.Module) -> GateResult:
     return GateResult.from_checks(GateLevel.G0, {'shape_preserved': tuple(out.shape) == (2, slot.channels, 4, 4) and bool(torch.isfinite(out).all()),
                                                  'within_param_budget': cap is None or n <= cap}, f"{bp.name}: {n} params")
 
+# %% ../../nbs/12_kasmina.slot.ipynb #1327bc8a
 def _gate(slot:SeedSlot, target:SeedStage) -> GateResult:
     "The gate guarding `target` (G1–G5), evaluated on the slot's current seed and metrics."
     cfg, m, S = slot.gate_config, slot.metrics, SeedStage
@@ -138,6 +148,7 @@ def _gate(slot:SeedSlot, target:SeedStage) -> GateResult:
     return GateResult.from_checks(GATE_FOR_STAGE[target], checks, f"epochs_in_stage={eis}, alpha={slot.alpha:.3f}, contribution={c:+.4f}")
 
 # %% ../../nbs/12_kasmina.slot.ipynb #57a94dc1
+@patch
 def germinate(self:SeedSlot, blueprint:str, # a key of `BLUEPRINT_REGISTRY`
               epoch:int=0, # the current epoch
              ) -> GateResult:
@@ -156,6 +167,51 @@ def germinate(self:SeedSlot, blueprint:str, # a key of `BLUEPRINT_REGISTRY`
     self._enter(SeedStage.GERMINATED, epoch, _T.SEED_GERMINATED, f"germinated {bp.name}", params=self.metrics.params)
     return res
 
+# %% ../../nbs/12_kasmina.slot.ipynb #4b1a07b9
+@patch
+def step_epoch(self:SeedSlot, epoch:int, # the epoch that just ended
+              ) -> None:
+    "End-of-epoch bookkeeping: count epochs, move α along the blend, and release an embargoed slot after `embargo_epochs`."
+    m = self.metrics
+    m.epochs_in_stage += 1
+    if self.seed is not None: m.epochs_total += 1
+    if self.stage == SeedStage.BLENDING:
+        self._blend_t += 1
+        self.alpha = self.gate_config.schedule()(self._blend_t)
+    elif self.stage == SeedStage.EMBARGOED and m.epochs_in_stage >= self.gate_config.embargo_epochs:
+        self._enter(SeedStage.RESETTING, epoch)
+        self._enter(SeedStage.DORMANT, epoch)
+        self._clear()
+
+# %% ../../nbs/12_kasmina.slot.ipynb #41029fb7
+@patch
+def forward(self:SeedSlot, h:torch.Tensor, # (B,C,H,W) host features
+           ) -> torch.Tensor:
+    "Host features after this slot: the stage's forward of the isolation table (or the forced α of `override_alpha`)."
+    if h.shape[1] != self.channels: raise ValueError(f"slot {self.slot_id}: expected {self.channels} channels, got input of shape {tuple(h.shape)}")
+    seed, s, a = self.seed, self.stage, self._override
+    if seed is None: return h
+    if a is None:
+        if s == SeedStage.TRAINING: return incubator_forward(h, seed)
+        if s == SeedStage.BLENDING or s == SeedStage.SHADOWING: return blend_forward(h, seed, self.alpha)
+        return seed(h) if s in _LIVE else h
+    if a == 0.: return h
+    if s in _LIVE: return seed(h) if a == 1. else h + a * (seed(h) - h)
+    return blend_forward(h, seed, a)
+
+# %% ../../nbs/12_kasmina.slot.ipynb #5a4e9125
+@patch
+@contextmanager
+def override_alpha(self:SeedSlot, alpha:float, # 0 = bypass the seed, 1 = seed fully live
+                  ) -> Iterator[SeedSlot]:
+    "Temporarily force α (for counterfactual evaluation), whatever the stage; restored on exit."
+    if not 0. <= alpha <= 1.: raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    prev, self._override = self._override, float(alpha)
+    try: yield self
+    finally: self._override = prev
+
+# %% ../../nbs/12_kasmina.slot.ipynb #c1d1c11b
+@patch
 def advance(self:SeedSlot, epoch:int=0, # the current epoch
            ) -> GateResult:
     "Move the seed one stage forward through the target stage's gate; on failure return the `GateResult` and stay."
@@ -174,6 +230,35 @@ def advance(self:SeedSlot, epoch:int=0, # the current epoch
     else: self._enter(target, epoch)
     return res
 
+# %% ../../nbs/12_kasmina.slot.ipynb #18ef9d0e
+@patch
+def record_train_loss(self:SeedSlot, loss:float) -> None:
+    "Store the seed's training loss for this epoch (G2 refuses a non-finite one)."
+    self.metrics.train_loss, self._loss_recorded = float(loss), True
+
+# %% ../../nbs/12_kasmina.slot.ipynb #e60f097e
+@patch
+def record_contribution(self:SeedSlot, acc_live:float, # accuracy with the seed at α = 1
+                        acc_bypassed:float, # accuracy with it bypassed (α = 0), same batch
+                       ) -> float:
+    "Store a counterfactual measurement; returns the contribution `acc_live - acc_bypassed`."
+    m = self.metrics
+    m.val_acc_live, m.val_acc_bypassed, m.contribution = acc_live, acc_bypassed, acc_live - acc_bypassed
+    m.best_contribution = m.contribution if not m.best_contribution >= m.contribution else m.best_contribution
+    self._contrib_stage = self.stage
+    return m.contribution
+
+# %% ../../nbs/12_kasmina.slot.ipynb #c7d53431
+@patch
+def slot_signals(self:SeedSlot, host_params:int, # parameters of the bare host
+                ) -> SlotSignals:
+    "What a policy sees of this slot."
+    c = self.metrics.contribution
+    return SlotSignals(self.stage, self.alpha, c if math.isfinite(c) else 0., self.metrics.epochs_in_stage,
+                       self.metrics.params / host_params if self.seed is not None else 0., self.blueprint)
+
+# %% ../../nbs/12_kasmina.slot.ipynb #87785a1b
+@patch
 def cull(self:SeedSlot, reason:str, # why the seed is removed
          epoch:int=0, # the current epoch
         ) -> FieldReport:
@@ -186,81 +271,8 @@ def cull(self:SeedSlot, reason:str, # why the seed is removed
     self._enter(SeedStage.EMBARGOED, epoch)
     return report
 
-def _report(self:SeedSlot, outcome:SeedStage, reason:str, epoch:int) -> FieldReport:
-    return FieldReport(self.slot_id, self.seed_id, self.blueprint, self._germinated_epoch, epoch, outcome, reason,
-                       self.metrics.params, self.metrics.contribution, tuple(self._history))
-
-SeedSlot.germinate, SeedSlot.advance, SeedSlot.cull, SeedSlot._report = germinate, advance, cull, _report
-
-# %% ../../nbs/12_kasmina.slot.ipynb #4b1a07b9
-def step_epoch(self:SeedSlot, epoch:int, # the epoch that just ended
-              ) -> None:
-    "End-of-epoch bookkeeping: count epochs, move α along the blend, and release an embargoed slot after `embargo_epochs`."
-    m = self.metrics
-    m.epochs_in_stage += 1
-    if self.seed is not None: m.epochs_total += 1
-    if self.stage == SeedStage.BLENDING:
-        self._blend_t += 1
-        self.alpha = self.gate_config.schedule()(self._blend_t)
-    elif self.stage == SeedStage.EMBARGOED and m.epochs_in_stage >= self.gate_config.embargo_epochs:
-        self._enter(SeedStage.RESETTING, epoch)
-        self._enter(SeedStage.DORMANT, epoch)
-        self._clear()
-
-def record_contribution(self:SeedSlot, acc_live:float, # accuracy with the seed at α = 1
-                        acc_bypassed:float, # accuracy with it bypassed (α = 0), same batch
-                       ) -> float:
-    "Store a counterfactual measurement; returns the contribution `acc_live - acc_bypassed`."
-    m = self.metrics
-    m.val_acc_live, m.val_acc_bypassed, m.contribution = acc_live, acc_bypassed, acc_live - acc_bypassed
-    m.best_contribution = m.contribution if not m.best_contribution >= m.contribution else m.best_contribution
-    self._contrib_stage = self.stage
-    return m.contribution
-
-def record_train_loss(self:SeedSlot, loss:float) -> None:
-    "Store the seed's training loss for this epoch (G2 refuses a non-finite one)."
-    self.metrics.train_loss, self._loss_recorded = float(loss), True
-
-@contextmanager
-def override_alpha(self:SeedSlot, alpha:float, # 0 = bypass the seed, 1 = seed fully live
-                  ) -> Iterator[SeedSlot]:
-    "Temporarily force α (for counterfactual evaluation), whatever the stage; restored on exit."
-    if not 0. <= alpha <= 1.: raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    prev, self._override = self._override, float(alpha)
-    try: yield self
-    finally: self._override = prev
-
-SeedSlot.step_epoch, SeedSlot.record_contribution, SeedSlot.record_train_loss, SeedSlot.override_alpha = \
-    step_epoch, record_contribution, record_train_loss, override_alpha
-
-# %% ../../nbs/12_kasmina.slot.ipynb #9ed6a642
-def forward(self:SeedSlot, h:torch.Tensor, # (B,C,H,W) host features
-           ) -> torch.Tensor:
-    "Host features after this slot: the stage's forward of the isolation table (or the forced α of `override_alpha`)."
-    if h.shape[1] != self.channels: raise ValueError(f"slot {self.slot_id}: expected {self.channels} channels, got input of shape {tuple(h.shape)}")
-    seed, s, a = self.seed, self.stage, self._override
-    if seed is None: return h
-    if a is None:
-        if s == SeedStage.TRAINING: return incubator_forward(h, seed)
-        if s == SeedStage.BLENDING or s == SeedStage.SHADOWING: return blend_forward(h, seed, self.alpha)
-        return seed(h) if s in _LIVE else h
-    if a == 0.: return h
-    if s in _LIVE: return seed(h) if a == 1. else h + a * (seed(h) - h)
-    return blend_forward(h, seed, a)
-
-SeedSlot.forward = forward
-
-# %% ../../nbs/12_kasmina.slot.ipynb #c7d53431
-def slot_signals(self:SeedSlot, host_params:int, # parameters of the bare host
-                ) -> SlotSignals:
-    "What a policy sees of this slot."
-    c = self.metrics.contribution
-    return SlotSignals(self.stage, self.alpha, c if math.isfinite(c) else 0., self.metrics.epochs_in_stage,
-                       self.metrics.params / host_params if self.seed is not None else 0., self.blueprint)
-
-SeedSlot.slot_signals = slot_signals
-
-# %% ../../nbs/12_kasmina.slot.ipynb #d16f9f98
+# %% ../../nbs/12_kasmina.slot.ipynb #50708151
+@patch
 def state(self:SeedSlot) -> dict[str, Any]:
     "A JSON-ready snapshot of everything but tensors (pair it with the model's `state_dict`)."
     return {'slot_id': self.slot_id, 'channels': self.channels, 'stage': self.stage.name, 'blueprint': self.blueprint,
@@ -271,10 +283,13 @@ def state(self:SeedSlot) -> dict[str, Any]:
             'history': [list(x) for x in self._history],
             'reports': [{**r.to_dict(), 'contribution': jsonable(r.contribution)} for r in self.reports]}
 
+# %% ../../nbs/12_kasmina.slot.ipynb #e4b7ecf2
 def _report_from(d:dict) -> FieldReport:
     return FieldReport(**{**d, 'outcome': SeedStage[d['outcome']], 'contribution': nan_if_none(d['contribution']),
                           'history': tuple((n, e) for n, e in d['history'])})
 
+# %% ../../nbs/12_kasmina.slot.ipynb #264662bf
+@patch
 def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
               ) -> None:
     "Restore a `state()` snapshot, rebuilding the seed module so a `state_dict` can be loaded next."
@@ -292,5 +307,3 @@ def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
     self._germinated_epoch = c['germinated_epoch']
     self._history = [(n, e) for n, e in d['history']]
     self.reports = [_report_from(r) for r in d['reports']]
-
-SeedSlot.state, SeedSlot.load_state = state, load_state
