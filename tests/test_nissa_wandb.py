@@ -87,3 +87,18 @@ def test_unreachable_server_falls_back_to_offline_within_the_timeout(wandb_env, 
     wb.close()
     got = read_wandb_run(wandb_env / 'run')
     assert [h['val/acc'] for h in got['history'] if 'val/acc' in h] == [0.42]
+
+def test_train_iql_logs_its_curves_to_an_offline_wandb_run(wandb_env):
+    "train_iql(hub=...) emits IQL_UPDATE events; the W&B backend logs their iql/* metrics at the update step."
+    from esper.simic.episodes import EpisodeWriter, ToyMaskedEnv, UniformRandom, collect_episodes, load_episodes
+    from esper.simic.iql import IQLConfig, train_iql
+    collect_episodes(ToyMaskedEnv(), UniformRandom(0), 10, EpisodeWriter(wandb_env / 'eps', 5, 4), seed=0)
+    cfg = TelemetryConfig.from_profile('minimal', wandb_mode='offline', console=False)
+    hub = make_hub(cfg, wandb_env / 'iql', {'algo': 'iql', 'steps': 120}, 'iql-test', 1, None)
+    try: res = train_iql(load_episodes(wandb_env / 'eps'), IQLConfig.preset('tiny'), steps=120, seed=0, hub=hub)
+    finally: hub.close()
+    rows = [h for h in read_wandb_run(wandb_env / 'iql')['history'] if 'iql/q_loss' in h]
+    assert [r['_step'] for r in rows] == [50, 100, 120]
+    assert [round(r['iql/q_loss'], 5) for r in rows] == [round(h['iql/q_loss'], 5) for h in res.history]
+    assert {'iql/v_loss', 'iql/policy_loss', 'iql/mean_q', 'charts/updates_per_s'} <= set(rows[0])
+    assert [e['type'] for e in read_jsonl(wandb_env / 'iql' / 'events.jsonl')] == ['iql_update'] * 3

@@ -10,6 +10,8 @@ from hypothesis import given, settings, strategies as st
 from esper.simic.episodes import (EpisodeRecorder, EpisodeWriter, EpsilonGreedy, ToyMaskedEnv, UniformRandom, collect_episodes,
                                   config_hash, episode_files, load_episodes)
 from esper.simic.iql import (IQLConfig, IQLPolicy, awr_weights, cql_penalty, expectile_loss, mlp, q_backup, train_iql)
+from esper.contracts.signals import TrainingSignals
+from esper.simic.features import obs_from_signals
 
 os.environ.setdefault('WANDB_MODE', 'offline')
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,9 +232,10 @@ def test_checkpoint_round_trip_and_refusals(trained, tmp_path):
     assert torch.allclose(back.probs(ds.obs[:50], ds.masks[:50]), res.policy.probs(ds.obs[:50], ds.masks[:50]))
     assert set(torch.load(ckpt, weights_only=True)) >= {'actor', 'q1', 'q2', 'v', 'config', 'obs_mean', 'obs_std'}
     bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
-    with pytest.raises(ValueError, match='not a loadable IQL checkpoint'): IQLPolicy.load(bad)
+    with pytest.raises(ValueError, match='refusing saved IQL policy .*: not a plain tensor/JSON file'): IQLPolicy.load(bad)   # esper.io.load_checked's wording
     torch.save({'format': 'other'}, bad)
-    with pytest.raises(ValueError, match='not an Esper IQL checkpoint'): IQLPolicy.load(bad)
+    with pytest.raises(ValueError, match="is not a saved IQL policy: expected format 'esper.iql/1', got 'other'"): IQLPolicy.load(bad)
+    assert not list(ckpt.parent.glob('*.tmp'))   # the save was atomic and left nothing behind
 
 def test_log_fn_receives_iql_curves(trained):
     ds, _, _ = trained
@@ -247,3 +250,21 @@ def test_iql_beats_random_behaviour_on_toy_env(trained):
     _, res, _ = trained
     env = ToyMaskedEnv()
     assert np.mean(collect_episodes(env, res.policy, 10, seed=500)) > np.mean(collect_episodes(env, UniformRandom(1), 10, seed=500)) + 1
+
+# ---------------------------------------------------------------- the observation guard
+
+BAD = TrainingSignals(train_acc=float('nan'), val_acc=float('inf'), grad_health=float('-inf'), lr=5.)
+
+def test_iql_policy_decides_on_the_guarded_observation():
+    "IQL trains on guarded observations, so TrainingSignals with NaN/inf features give the decision of their guarded observation."
+    torch.manual_seed(0)
+    pol = IQLPolicy(mlp(27, (8,), 7), torch.zeros(27), torch.ones(27), replace(IQLConfig.preset('tiny'), hidden=(8,)))
+    mask = [True, True, False, True, False, False, True]
+    d = pol.decide(BAD, mask)
+    assert d == pol.decide(obs_from_signals(BAD), mask) and math.isfinite(d.confidence)
+
+def test_epsilon_greedy_hands_the_wrapped_policy_the_guarded_observation():
+    seen = []
+    def look(obs, mask, rng): seen.append(obs); return 0
+    EpsilonGreedy(look, 0., seed=0).decide(BAD, np.ones(7, bool))
+    np.testing.assert_array_equal(seen[0], obs_from_signals(BAD))

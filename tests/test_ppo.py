@@ -1,5 +1,6 @@
 """Simic's online RL core: GAE, masks, the PPO loss, a CartPole run, checkpoint/resume, reward shaping."""
 import math, os
+from pathlib import Path
 os.environ.setdefault('WANDB_MODE', 'offline')
 import numpy as np
 import pytest
@@ -12,9 +13,18 @@ from esper.contracts.signals import TrainingSignals, SlotSignals
 from esper.simic import ppo as ppo_mod
 from esper.simic.features import ObsNormalizer
 from esper.simic.networks import ActorCritic, MaskedCategorical
-from esper.simic.ppo import (PPOConfig, gae, ppo_loss, approx_kl, explained_variance, train_ppo, load_checkpoint,
-                             load_policy, action_masks)
+from esper.contracts.actions import action_mask
+from esper.contracts.schemas import TelemetryEventType
+from esper.io import load_checked
+from esper.nissa.output import NissaHub, MemoryBackend
+from esper.simic.env import make_env_fn
+from esper.simic.features import obs_from_signals
+from esper.simic.ppo import (CHECKPOINT_FORMAT, PPOConfig, LearnedTamiyo, gae, ppo_loss, approx_kl, explained_variance, train_ppo,
+                             load_policy, action_masks, describe_env)
 from esper.simic.rewards import RewardConfig, compute_reward, stage_potential
+
+ROOT = Path(__file__).resolve().parents[1]
+load_checkpoint = lambda p: load_checked(p, CHECKPOINT_FORMAT, 'PPO checkpoint')
 
 torch.set_num_threads(1)
 
@@ -261,7 +271,7 @@ def test_checkpoint_restores_all_state(tmp_path):
     assert state['normalizer']['count'] == res.normalizer.rms.count
     assert len(state['optimizer']['state']) == len(list(res.network.parameters()))
     assert all(int(s['step']) == 6 * cfg.update_epochs * cfg.n_minibatches for s in state['optimizer']['state'].values())
-    assert state['rng']['torch'].dtype == torch.uint8 and len(state['rng']['numpy']['keys']) == 624
+    assert state['rng']['torch'].dtype == torch.uint8 and len(state['rng']['numpy'][0]) == 624   # esper.io.rng_state layout
     assert state['episodes']['returns'] == res.episode_returns and len(state['history']) == 6
     # the saved RNG is the RNG at the end of the run
     assert torch.equal(state['rng']['torch'], torch.get_rng_state())
@@ -283,6 +293,55 @@ def test_load_policy(tmp_path):
     torch.testing.assert_close(net.get_value(x), res.network.get_value(x))
     with pytest.raises(ValueError, match='not a PPO checkpoint'):
         torch.save({'format': 'other'}, tmp_path / 'x.pt'); load_policy(tmp_path / 'x.pt')
+
+def test_checkpoint_says_what_it_learned(tmp_path):
+    "The env spec is derived from a make_env_fn partial (or given), saved, returned by load_policy, and checked on resume."
+    ck, cfg = tmp_path / 'cp.pt', PPOConfig.preset('cartpole', n_steps=16)
+    train_ppo(make_env_fn('CartPole-v1'), cfg, n_envs=1, total_steps=32, seed=0, checkpoint_path=ck)
+    assert load_checkpoint(ck)['env_spec'] == {'env_id': 'CartPole-v1', 'kwargs': {}}
+    assert load_policy(ck)[2]['env_spec'] == {'env_id': 'CartPole-v1', 'kwargs': {}}
+    with pytest.raises(ValueError, match=r"resume: environment differs .*'kwargs.max_episode_steps': \(None, 100\)") as e:
+        train_ppo(make_env_fn('CartPole-v1', max_episode_steps=100), cfg, n_envs=1, total_steps=64, seed=0, resume=ck)
+    assert '\n' not in str(e.value)
+    more = train_ppo(make_env_fn('CartPole-v1'), cfg, n_envs=1, total_steps=64, seed=0, resume=ck)   # same env: fine
+    assert more.updates == 4
+    given = {'env_id': 'Match', 'horizon': 8}
+    train_ppo(MatchEnv, PPOConfig.preset('tiny'), n_envs=1, total_steps=16, seed=0, checkpoint_path=ck, env_spec=given)
+    assert load_policy(ck)[2]['env_spec'] == given
+
+def test_morpho_env_spec_without_building_the_env():
+    reward = RewardConfig(acc_scale=10.)
+    spec = describe_env(make_env_fn('morpho', preset='tiny', reward_config=reward, time_limit='terminate', epochs=3))
+    assert (spec['env_id'], spec['preset'], spec['time_limit'], spec['task']['epochs'], spec['task']['dataset']) == ('morpho', 'tiny', 'terminate', 3, 'synthetic')
+    assert spec['reward_config']['acc_scale'] == 10. and spec['reward_config']['stage_potentials'] == list(reward.stage_potentials)
+    assert describe_env(make_env_fn('morpho'))['reward_config'] == describe_env(make_env_fn('morpho', reward_config=RewardConfig()))['reward_config']
+
+def test_old_checkpoints_still_load_as_policies_but_do_not_resume():
+    old = ROOT / 'results' / 'ppo_morpho' / 'checkpoint.pt'
+    assert torch.load(old, weights_only=True)['format'] == 'esper.ppo/1'
+    net, norm, meta = load_policy(old)
+    assert meta['env_spec'] is None and (meta['obs_dim'], meta['n_actions']) == (27, 7)
+    tamiyo = LearnedTamiyo.load(old)
+    s = TrainingSignals(slots=(SlotSignals(),))
+    assert action_mask(s.stages)[tamiyo.decide(s, action_mask(s.stages)).action]
+    with pytest.raises(ValueError, match="not a resumable PPO checkpoint: expected format 'esper.ppo/2', got 'esper.ppo/1'"):
+        train_ppo(MatchEnv, meta['config'], n_envs=2, total_steps=64, seed=0, resume=old)
+
+def test_learned_tamiyo_decides_on_the_guarded_observation():
+    torch.manual_seed(0)
+    net = ActorCritic(27, 7)
+    tamiyo = LearnedTamiyo(net, ObsNormalizer(27, enabled=False))
+    bad = TrainingSignals(train_acc=float('nan'), val_acc=float('inf'), grad_health=float('-inf'), lr=5.)
+    mask = action_mask(bad.stages)
+    with torch.no_grad(): probs = net.dist(torch.from_numpy(obs_from_signals(bad))[None], torch.tensor(mask)[None]).probs[0]
+    d = tamiyo.decide(bad, mask)
+    assert d.action == int(probs.argmax()) and d.confidence == pytest.approx(float(probs.max()), abs=0)
+
+def test_hub_gets_one_ppo_update_event_per_update():
+    hub, logs = NissaHub([MemoryBackend()]), []
+    train_ppo(MatchEnv, PPOConfig.preset('tiny'), n_envs=2, total_steps=2 * 16 * 3, seed=0, hub=hub, log_fn=lambda m, s: logs.append((s, m)))
+    evs = [e for e in hub.memory.events if e.type == TelemetryEventType.PPO_UPDATE]
+    assert [(e.epoch, dict(e.data)) for e in evs] == logs and len(evs) == 3
 
 # --- reward shaping ----------------------------------------------------------------------------------
 

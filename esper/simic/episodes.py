@@ -4,15 +4,17 @@
 
 # %% ../../nbs/55_simic.episodes.ipynb #145dc9f8
 from __future__ import annotations
-import hashlib, json, os, re, time
+import hashlib, json, re, time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
+from ..io import atomic_write, write_json
 from ..contracts.actions import Decision
 from ..contracts.signals import TrainingSignals
+from .features import obs_from_signals
 
 # %% auto #0
 __all__ = ['FORMAT', 'REQUIRED_KEYS', 'choose_action', 'policy_name', 'EpsilonGreedy', 'UniformRandom', 'ToyMaskedEnv',
@@ -63,8 +65,8 @@ class EpsilonGreedy:
         valid = _valid(mask)
         if self.rng.random() < self.epsilon:
             return Decision(int(self.rng.choice(valid)), f'epsilon: uniform over {valid.size} valid actions', 1 / valid.size)
-        obs = signals.to_numpy() if hasattr(signals, 'to_numpy') else np.asarray(signals)
-        sig = signals if hasattr(signals, 'to_numpy') else None
+        sig = signals if isinstance(signals, TrainingSignals) else None
+        obs = obs_from_signals(signals) if sig is not None else np.asarray(signals)
         return Decision(choose_action(self.policy, obs, mask, self.rng, sig), f'greedy: {policy_name(self.policy)}', 1 - self.epsilon)
 
     def act(self, obs, mask, rng=None) -> int:
@@ -141,12 +143,6 @@ REQUIRED_KEYS = ('obs', 'masks', 'actions', 'rewards', 'next_obs', 'next_masks',
                  'reward_components', 'component_names', 'policy', 'config_hash')
 _EP = re.compile(r'^ep_(\d{5,})\.npz$')
 
-def _atomic_write(path:Path, write:Callable) -> None:
-    "Write `path` through a temporary file, fsync it, then `os.replace` it into place."
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f: write(f); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 def config_hash(config) -> str:
     "A short stable hash (12 hex digits) of a config: a dataclass, a dict, or anything JSON-able."
     d = asdict(config) if is_dataclass(config) else config
@@ -184,10 +180,10 @@ class EpisodeWriter:
         "Validate and write one episode (as from `EpisodeRecorder.arrays`); return its file."
         f = self.path / f"ep_{self.next_index:05d}.npz"
         _validate(episode, f, self.obs_dim, self.n_actions)
-        _atomic_write(f, lambda h: np.savez(h, **episode))
+        atomic_write(f, lambda h: np.savez(h, **episode))
         self.next_index += 1
         self.meta['episodes'].append(_summary(f.name, episode))
-        _atomic_write(self.path / 'meta.json', lambda h: h.write(json.dumps(self.meta, indent=1).encode()))
+        write_json(self.path / 'meta.json', self.meta)
         return f
 
     @property

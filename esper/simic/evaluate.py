@@ -4,17 +4,22 @@
 
 # %% ../../nbs/57_simic.evaluate.ipynb #a4ce6d00
 from __future__ import annotations
-import json, math, os
+import math
+import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace, asdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 import numpy as np
 import torch
-from ..trainer import RunConfig, RunResult, run
+from ..io import load_checked
+from ..trainer import RunConfig
+from ..run import run
 from ..nissa.config import TelemetryConfig
 from ..nissa.output import NissaHub, MemoryBackend
 from ..tamiyo.baselines import make_policy
+from .ppo import POLICY_FORMATS, LearnedTamiyo
+from .iql import IQL_FORMAT, IQLPolicy
 
 # %% auto #0
 __all__ = ['PolicySpec', 'load_policy', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table', 'plot_comparison']
@@ -28,6 +33,7 @@ class PolicySpec:
     overrides: dict = field(default_factory=dict)
     kwargs: dict = field(default_factory=dict)   # passed to the policy's constructor
 
+# %% ../../nbs/57_simic.evaluate.ipynb #9ca0b0f0
 def load_policy(spec:str, # a policy name or the path of a trained policy file
                 n_slots:int=1, seed:int=0, **kwargs):
     "Build a policy from a name (`heuristic`, `static`, `periodic`, `random`) or load a trained one from a file."
@@ -36,17 +42,10 @@ def load_policy(spec:str, # a policy name or the path of a trained policy file
         return make_policy(spec, n_slots=n_slots, **kwargs)
     p = Path(spec)
     if not p.exists(): raise ValueError(f"policy {spec!r} is neither heuristic, static, periodic, random nor an existing policy file")
-    try: fmt = torch.load(p, map_location='cpu', weights_only=True).get('format', '')
-    except Exception as e: raise ValueError(f"{p} is not a trained Esper policy file ({type(e).__name__})") from None
-    if fmt == 'esper.ppo/1':
-        from esper.simic.ppo import LearnedTamiyo
-        return LearnedTamiyo.load(p)
-    if fmt == 'esper.iql/1':
-        from esper.simic.iql import IQLPolicy
-        return IQLPolicy.load(p)
-    raise ValueError(f"{p} is not a trained Esper policy file (format {fmt!r}; expected a PPO or IQL checkpoint)")
+    fmt = load_checked(p, (*POLICY_FORMATS, IQL_FORMAT), 'trained Esper policy file')['format']
+    return LearnedTamiyo.load(p) if fmt in POLICY_FORMATS else IQLPolicy.load(p)
 
-# %% ../../nbs/57_simic.evaluate.ipynb #9ca0b0f0
+# %% ../../nbs/57_simic.evaluate.ipynb #5b984278
 def _one(job:tuple) -> dict:
     "Run one (spec, seed) job; top level so worker processes can receive it."
     spec, seed, base, save, runs_root, threads = job
@@ -58,6 +57,7 @@ def _one(job:tuple) -> dict:
     res = run(cfg, pol, hub, save=save, runs_root=runs_root, telemetry=tel)
     return {'label': spec.label, 'seed': seed, **res.to_dict()}
 
+# %% ../../nbs/57_simic.evaluate.ipynb #91438301
 def evaluate(config:RunConfig, # the base task (seed is replaced per run)
              specs:Sequence[PolicySpec], # the policies to compare
              seeds:Sequence[int], # every spec runs once per seed
@@ -76,7 +76,6 @@ def evaluate(config:RunConfig, # the base task (seed is replaced per run)
         for j in jobs:
             out.append(_one(j)); progress and progress(out[-1])
     else:
-        import multiprocessing as mp
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
             for r in ex.map(_one, jobs):
                 out.append(r); progress and progress(r)
@@ -91,6 +90,7 @@ def t975(df:int) -> float:
     if df < 1: return float('nan')
     return _T975[max(k for k in _T975 if k <= df)] if df <= 30 else 1.96
 
+# %% ../../nbs/57_simic.evaluate.ipynb #e6188e8d
 def mean_ci(xs:Sequence[float]) -> tuple[float, float, float]:
     "Mean, sample standard deviation and the 95% half-width of the mean's interval."
     x = np.asarray(xs, float); n = len(x)
@@ -117,6 +117,7 @@ def summarize(records:list[dict], # from `evaluate`
         rows.append(row)
     return rows
 
+# %% ../../nbs/57_simic.evaluate.ipynb #95eb3af0
 def format_table(rows:list[dict]) -> str:
     "A Markdown table of `summarize` rows."
     head = '| policy | n | test acc (%) | 95% CI | Δ vs ref | params | train TFLOPs | FLOPs vs ref | wall s | fossils | culls |\n|---|---|---|---|---|---|---|---|---|---|---|'

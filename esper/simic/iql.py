@@ -4,20 +4,24 @@
 
 # %% ../../nbs/56_simic.iql.ipynb #0c1e1fee
 from __future__ import annotations
-import copy, math, os, time
+import copy, math, time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ..io import load_checked, save_torch, seed_everything
 from ..contracts.actions import Decision
+from ..contracts.schemas import TelemetryEvent, TelemetryEventType
+from ..contracts.signals import TrainingSignals
+from .features import obs_from_signals
 from .episodes import EpisodeDataset
 
 # %% auto #0
-__all__ = ['IQL_PRESETS', 'expectile_loss', 'q_backup', 'cql_penalty', 'awr_weights', 'IQLConfig', 'mlp', 'IQLPolicy', 'IQLNets',
-           'iql_update', 'IQLResult', 'train_iql']
+__all__ = ['IQL_PRESETS', 'IQL_FORMAT', 'expectile_loss', 'q_backup', 'cql_penalty', 'awr_weights', 'IQLConfig', 'mlp',
+           'IQLPolicy', 'IQLNets', 'iql_update', 'IQLResult', 'train_iql']
 
 # %% ../../nbs/56_simic.iql.ipynb #ff9daeee
 def expectile_loss(diff:torch.Tensor, # u = target - prediction, e.g. Q(s,a) - V(s)
@@ -101,7 +105,9 @@ def _mask_tensor(mask, n:int) -> torch.Tensor:
     if not m.any(-1).all(): raise ValueError("action mask has no valid action: expected at least one True entry")
     return m
 
-# %% ../../nbs/56_simic.iql.ipynb #695b32e2
+# %% ../../nbs/56_simic.iql.ipynb #1cbd9894
+IQL_FORMAT = 'esper.iql/1'
+
 class IQLPolicy:
     "The IQL actor as a policy: masked argmax (or sample) over `n_actions`; a `TamiyoPolicy`."
     def __init__(self, actor:nn.Module, obs_mean:torch.Tensor, obs_std:torch.Tensor, config:IQLConfig,
@@ -125,26 +131,23 @@ class IQLPolicy:
         return int((rng or self.rng).choice(self.n_actions, p=p / p.sum()))
 
     def decide(self, signals, mask) -> Decision:
-        "The `TamiyoPolicy` entry point: `signals` are `TrainingSignals` (via `to_numpy()`) or an array."
-        obs = signals.to_numpy() if hasattr(signals, 'to_numpy') else np.asarray(signals, np.float32)
+        "The `TamiyoPolicy` entry point: `signals` are `TrainingSignals` (guarded by `obs_from_signals`, as in training) or an array."
+        obs = obs_from_signals(signals) if isinstance(signals, TrainingSignals) else np.asarray(signals, np.float32)
         a = self.act(obs, mask)
         p = float(self.probs(obs, mask)[a])
         return Decision(a, f'{self.name}: p={p:.2f}', p)
 
     def save(self, path:str|Path, extra:dict|None=None) -> Path:
-        "Write the actor, the observation statistics and the config (`torch.save`, plain tensors and dicts; atomic)."
+        "Write the actor, the observation statistics and the config (plain tensors and dicts, `esper.io.save_torch`: atomic)."
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        ckpt = dict(format='esper.iql/1', actor=self.actor.state_dict(), obs_mean=self.obs_mean, obs_std=self.obs_std,
+        ckpt = dict(format=IQL_FORMAT, actor=self.actor.state_dict(), obs_mean=self.obs_mean, obs_std=self.obs_std,
                     config=self.config.to_dict(), obs_dim=int(self.obs_mean.numel()), n_actions=self.n_actions, name=self.name, **(extra or {}))
-        tmp = path.with_name(path.name + '.tmp'); torch.save(ckpt, tmp); os.replace(tmp, path)
-        return path
+        return save_torch(ckpt, path)
 
     @classmethod
     def load(cls, path:str|Path, greedy:bool=True) -> IQLPolicy:
-        "Load a policy written by `save` (`torch.load(weights_only=True)`)."
-        try: ck = torch.load(path, weights_only=True, map_location='cpu')
-        except Exception as e: raise ValueError(f"{path}: not a loadable IQL checkpoint ({type(e).__name__}: {e})") from None
-        if not isinstance(ck, dict) or ck.get('format') != 'esper.iql/1': raise ValueError(f"{path}: not an Esper IQL checkpoint (format esper.iql/1)")
+        "Load a policy written by `save` (`esper.io.load_checked`: plain data only, format checked)."
+        ck = load_checked(path, IQL_FORMAT, 'saved IQL policy')
         cfg = IQLConfig.from_dict(ck['config'])
         actor = mlp(ck['obs_dim'], cfg.hidden, ck['n_actions'])
         try: actor.load_state_dict(ck['actor'])
@@ -166,6 +169,7 @@ class IQLNets(nn.Module):
         for tgt, src in ((self.q1_t, self.q1), (self.q2_t, self.q2)):
             torch._foreach_lerp_(list(tgt.parameters()), list(src.parameters()), rate)
 
+# %% ../../nbs/56_simic.iql.ipynb #19cf55f2
 def _step(opt:torch.optim.Optimizer, loss:torch.Tensor, params, clip:float) -> None:
     opt.zero_grad(set_to_none=True); loss.backward(); nn.utils.clip_grad_norm_(params, clip); opt.step()
 
@@ -189,7 +193,7 @@ def iql_update(nets:IQLNets, opts:dict[str, torch.optim.Optimizer], b, cfg:IQLCo
     return {'iql/q_loss': q_loss.item(), 'iql/v_loss': v_loss.item(), 'iql/policy_loss': policy_loss.item(), 'iql/cql_loss': cql.item(),
             'iql/mean_q': q_t.mean().item(), 'iql/mean_v': v.mean().item(), 'iql/adv_mean': adv.mean().item()}
 
-# %% ../../nbs/56_simic.iql.ipynb #47e8bdd6
+# %% ../../nbs/56_simic.iql.ipynb #1f293d03
 @dataclass
 class IQLResult:
     "What `train_iql` returns: the policy, the logged curves and the networks."
@@ -204,17 +208,19 @@ def _normalizer(ds:EpisodeDataset, cfg:IQLConfig) -> tuple[torch.Tensor, torch.T
     if not cfg.normalize_obs or len(ds) < 2: return torch.zeros(ds.obs_dim), torch.ones(ds.obs_dim)
     return ds.obs.mean(0), ds.obs.std(0).clamp(min=1e-6)
 
+# %% ../../nbs/56_simic.iql.ipynb #67a39e4f
 def train_iql(dataset:EpisodeDataset, # logged transitions (see `load_episodes`)
               config:IQLConfig, # hyperparameters
               *, steps:int, # number of gradient updates
               seed:int, # seeds network init and minibatch sampling
               log_fn:Callable[[dict, int], None]|None=None, # called as log_fn(metrics, step) every `log_every` updates
               checkpoint_path:str|Path|None=None, # where to save the policy (+ Q, V) at the end
+              hub:Any=None, # anything with `.emit(TelemetryEvent)` (a `NissaHub`): one `IQL_UPDATE` event per log
              ) -> IQLResult:
     "Train discrete IQL (+CQL when `config.cql_alpha > 0`) on `dataset` for `steps` updates."
     if len(dataset) == 0: raise ValueError("dataset is empty: expected at least one transition")
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
-    torch.manual_seed(seed); gen = torch.Generator().manual_seed(seed)
+    gen = seed_everything(seed)
     mean, std = _normalizer(dataset, config)
     ds = replace(dataset, obs=(dataset.obs - mean) / std, next_obs=(dataset.next_obs - mean) / std)
     nets = IQLNets(dataset.obs_dim, dataset.n_actions, config.hidden)
@@ -227,6 +233,7 @@ def train_iql(dataset:EpisodeDataset, # logged transitions (see `load_episodes`)
             n = step - (history[-1]['step'] if history else 0)
             metrics = {k: v / n for k, v in acc.items()} | {'charts/updates_per_s': n / (time.perf_counter() - t_log)}
             history.append({**metrics, 'step': step}); acc, t_log = {}, time.perf_counter()
+            if hub is not None: hub.emit(TelemetryEvent(TelemetryEventType.IQL_UPDATE, step, data=dict(metrics)))
             if log_fn is not None: log_fn(metrics, step)
     ups = steps / (time.perf_counter() - t0)
     policy = IQLPolicy(copy.deepcopy(nets.actor), mean, std, config)

@@ -4,22 +4,27 @@
 
 # %% ../../nbs/54_simic.ppo.ipynb #168428bb
 from __future__ import annotations
-import os, random, time
+import inspect, time
 from dataclasses import dataclass, field, asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 from torch import nn, Tensor
 import gymnasium as gym
+from ..io import jsonable, load_checked, rng_state, save_torch, seed_everything, set_rng_state
 from ..contracts.actions import Decision
+from ..contracts.schemas import TelemetryEvent, TelemetryEventType
+from ..trainer import RunConfig
 from .features import ObsNormalizer, obs_from_signals
+from .rewards import RewardConfig
+from .env import MorphogeneticEnv
 from .networks import ActorCritic
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig', 'make_vector_env',
-           'action_masks', 'save_checkpoint', 'load_checkpoint', 'PPOResult', 'train_ppo', 'load_policy',
-           'LearnedTamiyo']
+__all__ = ['CHECKPOINT_FORMAT', 'POLICY_FORMATS', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig',
+           'make_vector_env', 'action_masks', 'describe_env', 'PPOResult', 'train_ppo', 'load_policy', 'LearnedTamiyo']
 
 # %% ../../nbs/54_simic.ppo.ipynb #7191b07e
 def gae(rewards:Tensor, # (T, N) r_t
@@ -132,9 +137,6 @@ _PRESETS: dict[str, dict[str, Any]] = {
     'default': {},
     'tiny': dict(lr=1e-3, n_steps=16, n_minibatches=2, update_epochs=4, hidden=(32, 32), checkpoint_every=1),
     'cartpole': dict(lr=2.5e-4, n_steps=128, n_minibatches=4, update_epochs=4, ent_coef=0.01, norm_obs=False),
-    # morpho: each sample is an epoch of training, so reuse it hard (16 epochs at lr 1e-3); returns (~10) move
-    # the value by more than the clip range per update, so the value loss is not clipped. Found on the first
-    # real runs: with lr 3e-4 × 4 epochs the policy moved by KL ~1e-4 per update and the critic never fit.
     'morpho': dict(lr=1e-3, n_steps=32, n_minibatches=4, update_epochs=16, clip_vloss=False, ent_coef=0.05, ent_coef_final=0.01,
                    target_kl=0.03, norm_obs=False, checkpoint_every=1),
 }
@@ -168,34 +170,44 @@ def action_masks(info:dict, # the vector env's info dict
     return torch.from_numpy(out)
 
 # %% ../../nbs/54_simic.ppo.ipynb #0cb4d618
-CHECKPOINT_FORMAT = 'esper.ppo/1'
-
-def save_checkpoint(state:dict, path:str|Path) -> Path:
-    "Write `state` atomically (temporary file, fsync, `os.replace`)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f:
-        torch.save(state, f); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-def load_checkpoint(path:str|Path) -> dict:
-    "Read a checkpoint written by `train_ppo` (`weights_only=True`: no pickled code)."
-    state = torch.load(path, weights_only=True)
-    if state.get('format') != CHECKPOINT_FORMAT: raise ValueError(f"{path} is not a PPO checkpoint: expected format {CHECKPOINT_FORMAT!r}, got {state.get('format')!r}")
-    return state
-
-def _rng_state() -> dict:
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    return {'torch': torch.get_rng_state(), 'python': random.getstate(),
-            'numpy': {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos), 'has_gauss': int(has_gauss), 'cached': float(cached)}}
-
-def _set_rng_state(s:dict) -> None:
-    torch.set_rng_state(s['torch']); v, st, g = s['python']; random.setstate((v, tuple(st), g))
-    n = s['numpy']; np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
+CHECKPOINT_FORMAT = 'esper.ppo/2'
+POLICY_FORMATS = (CHECKPOINT_FORMAT, 'esper.ppo/1')  # what `load_policy` accepts
 
 def _config_from_dict(d:dict) -> PPOConfig:
     return PPOConfig(**{f.name: d[f.name] for f in fields(PPOConfig) if f.name in d})
+
+# %% ../../nbs/54_simic.ppo.ipynb #a6ca2df0
+def describe_env(make_env:Callable[[], gym.Env], # what `make_env_fn(...)` returned, or any constructor
+                ) -> dict|None:
+    "The environment `make_env` builds, as JSON-safe data, read without building it; None when it is not a `make_env_fn` partial."
+    if not isinstance(make_env, partial): return None
+    if make_env.func is gym.make and len(make_env.args) == 1:
+        return {'env_id': make_env.args[0], 'kwargs': jsonable(make_env.keywords)}
+    if make_env.func is MorphogeneticEnv and not make_env.args: return _morpho_spec(make_env.keywords)
+    return None
+
+def _morpho_spec(kw:dict) -> dict:
+    "The task, reward and episode end of `MorphogeneticEnv(**kw)`, with the env's own defaults filled in."
+    a = inspect.signature(MorphogeneticEnv).bind(**kw); a.apply_defaults(); a = a.arguments
+    task = RunConfig.preset(a['preset'], **a['config_overrides'])
+    return jsonable({'env_id': 'morpho', 'preset': a['preset'], 'task': task.to_dict(),
+                     'reward_config': asdict(a['reward_config'] or RewardConfig()), 'time_limit': a['time_limit'],
+                     'seed_offset': a['seed_offset'], 'invalid_penalty': a['invalid_penalty']})
+
+# %% ../../nbs/54_simic.ppo.ipynb #0635ad62
+def _differences(old:Any, new:Any, key:str='') -> dict[str, tuple]:
+    "Leaf-by-leaf differences of two JSON values, keyed by dotted path: `{path: (old, new)}`."
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: v for name in {**old, **new} for k, v in _differences(old.get(name), new.get(name), f'{key}.{name}'.lstrip('.')).items()}
+    return {} if old == new else {key: (old, new)}
+
+def _check_resume(ck:dict, config:PPOConfig, env_spec:dict|None) -> None:
+    "Refuse to resume checkpoint `ck` with another `config`, or another `env_spec` when both are known."
+    diff = {k: (v, getattr(config, k)) for k, v in asdict(_config_from_dict(ck['config'])).items() if v != getattr(config, k)}
+    if diff: raise ValueError(f"resume: config differs from the checkpoint's (field: (checkpoint, given)): {diff}")
+    old = ck.get('env_spec')
+    if old is not None and env_spec is not None and old != env_spec:
+        raise ValueError(f"resume: environment differs from the checkpoint's (key: (checkpoint, given)): {_differences(old, env_spec)}")
 
 # %% ../../nbs/54_simic.ppo.ipynb #49b9350a
 @dataclass
@@ -234,7 +246,17 @@ def _ppo_update(net:ActorCritic, opt:torch.optim.Optimizer, c:PPOConfig, ent_coe
     return {'ppo/policy_loss': out.policy_loss.item(), 'ppo/value_loss': out.value_loss.item(), 'ppo/entropy': out.entropy.item(),
             'ppo/approx_kl': float(out.approx_kl), 'ppo/clipfrac': float(np.mean(clipfracs)), 'ppo/epochs': float(epoch + 1)}
 
-# %% ../../nbs/54_simic.ppo.ipynb #807e4557
+# %% ../../nbs/54_simic.ppo.ipynb #e6a62d98
+def _resume(path:str|Path, config:PPOConfig, env_spec:dict|None, net:ActorCritic, opt:torch.optim.Optimizer,
+            norm:ObsNormalizer) -> tuple[int, int, dict, list]:
+    "Check `path` against `config` and `env_spec`, restore `net`, `opt`, `norm` and the global RNGs; returns `(update, global_step, episodes, history)`."
+    ck = load_checked(path, CHECKPOINT_FORMAT, 'resumable PPO checkpoint')
+    _check_resume(ck, config, env_spec)
+    net.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); norm.load_state_dict(ck['normalizer'])
+    set_rng_state(ck['rng'])
+    return ck['update'], ck['global_step'], ck['episodes'], ck['history']
+
+# %% ../../nbs/54_simic.ppo.ipynb #7b6b2c37
 def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete actions, Box observations)
               config:PPOConfig, # hyperparameters
               *, n_envs:int, # parallel environments (N)
@@ -243,12 +265,16 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
               vector:str='sync', # 'sync' or 'async' vector env
               log_fn:Callable[[dict[str, float], int], None]|None=None, # called after every update with (metrics, step)
               checkpoint_path:str|Path|None=None, # where to write checkpoints (every `checkpoint_every` updates and at the end)
-              resume:str|Path|None=None, # a checkpoint to continue from (same config)
+              resume:str|Path|None=None, # a checkpoint to continue from (same config, same environment)
+              hub:Any=None, # anything with `.emit(TelemetryEvent)` (a `NissaHub`): one `PPO_UPDATE` event per update
+              env_spec:dict|None=None, # what `make_env` builds, saved in checkpoints; None: `describe_env(make_env)`
              ) -> PPOResult:
     "Train an `ActorCritic` with PPO on `n_envs` copies of `make_env()`."
     c, N, T = config, n_envs, config.n_steps
     if N < 1 or total_steps < N * T: raise ValueError(f"need n_envs >= 1 and total_steps >= n_envs*n_steps = {N * T}, got n_envs={N}, total_steps={total_steps}")
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    env_spec = jsonable(env_spec) if env_spec is not None else describe_env(make_env)
+    if checkpoint_path is not None: Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
     envs = make_vector_env(make_env, N, vector)
     try:
         D, A = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
@@ -258,12 +284,7 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
         norm = ObsNormalizer(D, clip=c.obs_clip, enabled=c.norm_obs)
         n_updates, update, global_step = total_steps // (N * T), 0, 0
         ep = {'returns': [], 'lengths': [], 'steps': []}; history = []
-        if resume is not None:
-            ck = load_checkpoint(resume)
-            diff = {k: (v, getattr(c, k)) for k, v in asdict(_config_from_dict(ck['config'])).items() if v != getattr(c, k)}
-            if diff: raise ValueError(f"resume: config differs from the checkpoint's (field: (checkpoint, given)): {diff}")
-            net.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); norm.load_state_dict(ck['normalizer'])
-            _set_rng_state(ck['rng']); update, global_step, ep, history = ck['update'], ck['global_step'], ck['episodes'], ck['history']
+        if resume is not None: update, global_step, ep, history = _resume(resume, c, env_spec, net, opt, norm)
 
         # rollout storage, (T, N, ...)
         obs, masks = torch.zeros(T, N, D), torch.ones(T, N, A, dtype=torch.bool)
@@ -323,10 +344,11 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
                             'charts/episodic_length': float(np.mean(ep['lengths'][n_done:]))}
             history.append(metrics)
             if checkpoint_path is not None and (update % c.checkpoint_every == 0 or update == n_updates):
-                save_checkpoint({'format': CHECKPOINT_FORMAT, 'config': asdict(c), 'net_spec': net.spec(), 'model': net.state_dict(),
-                                 'optimizer': opt.state_dict(), 'normalizer': norm.state_dict(), 'rng': _rng_state(),
-                                 'update': update, 'global_step': global_step, 'n_envs': N, 'seed': seed,
-                                 'episodes': ep, 'history': history, 'action_names': names}, checkpoint_path)
+                save_torch({'format': CHECKPOINT_FORMAT, 'config': asdict(c), 'env_spec': env_spec, 'net_spec': net.spec(),
+                            'model': net.state_dict(), 'optimizer': opt.state_dict(), 'normalizer': norm.state_dict(), 'rng': rng_state(),
+                            'update': update, 'global_step': global_step, 'n_envs': N, 'seed': seed,
+                            'episodes': ep, 'history': history, 'action_names': names}, checkpoint_path)
+            if hub is not None: hub.emit(TelemetryEvent(TelemetryEventType.PPO_UPDATE, global_step, data=dict(metrics)))
             if log_fn is not None: log_fn(metrics, global_step)
     finally:
         envs.close()
@@ -337,11 +359,11 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
 def load_policy(path:str|Path, # a checkpoint written by `train_ppo`
                ) -> tuple[ActorCritic, ObsNormalizer, dict[str, Any]]:
     "`(network, normaliser, meta)` from a checkpoint, ready for acting: network in eval mode, normaliser frozen."
-    ck = load_checkpoint(path)
+    ck = load_checked(path, POLICY_FORMATS, 'PPO checkpoint')
     net = ActorCritic(**ck['net_spec']); net.load_state_dict(ck['model']); net.eval()
     norm = ObsNormalizer.from_state_dict(ck['normalizer']).freeze()
-    meta = {'config': _config_from_dict(ck['config']), 'action_names': ck['action_names'], 'global_step': ck['global_step'],
-            'update': ck['update'], 'n_envs': ck['n_envs'], 'seed': ck['seed'], **ck['net_spec']}
+    meta = {'config': _config_from_dict(ck['config']), 'env_spec': ck.get('env_spec'), 'action_names': ck['action_names'],
+            'global_step': ck['global_step'], 'update': ck['update'], 'n_envs': ck['n_envs'], 'seed': ck['seed'], **ck['net_spec']}
     return net, norm, meta
 
 # %% ../../nbs/54_simic.ppo.ipynb #c2611b5d
@@ -360,7 +382,7 @@ class LearnedTamiyo:
 
     @classmethod
     def load(cls, path:str|Path, greedy:bool=True, seed:int=0) -> LearnedTamiyo:
-        "Load a `train_ppo` checkpoint (format `esper.ppo/1`)."
+        "Load a `train_ppo` checkpoint (any of `POLICY_FORMATS`)."
         net, norm, meta = load_policy(path)
         return cls(net, norm, greedy, meta, seed)
 
@@ -371,7 +393,7 @@ class LearnedTamiyo:
     @torch.no_grad()
     def decide(self, signals:Any, mask:Any) -> Decision:
         "The chosen flat action, why, and its probability under the masked policy."
-        x = np.clip(np.nan_to_num(obs_from_signals(signals), nan=0., posinf=1., neginf=-1.), -1., 1.)  # as MorphogeneticEnv
+        x = obs_from_signals(signals)  # the guarded observation MorphogeneticEnv gave the learner
         if x.shape != (self.net.obs_dim,): raise ValueError(f"observation has {x.shape[0]} features but the policy expects {self.net.obs_dim}: was it trained with this many slots?")
         m = torch.as_tensor(np.asarray(mask, dtype=bool))
         if m.shape != (self.net.n_actions,): raise ValueError(f"mask has {m.shape[0]} entries but the policy has {self.net.n_actions} actions")
