@@ -366,3 +366,15 @@ def test_reward_components_and_total():
     assert parts['stage_shaping'] == pytest.approx(0.99 * 0.1) and parts['terminal'] == 0.
     assert total == pytest.approx(sum(parts.values()))
     assert compute_reward(a, b, terminal=True, config=cfg)[1]['terminal'] == pytest.approx(0.5 * 72)
+
+def test_ppo_reward_preset_is_the_default_scaled_by_a_tenth():
+    "RewardConfig.preset('ppo') (the reward esper ppo trains on) is the default reward × 0.1, term by term."
+    a = TrainingSignals(val_acc=0.6, param_ratio=1., slots=(SlotSignals(SeedStage.TRAINING),))
+    b = TrainingSignals(val_acc=0.65, param_ratio=3., slots=(SlotSignals(SeedStage.BLENDING),))
+    ppo = RewardConfig.preset('ppo')
+    assert (ppo.acc_scale, ppo.rent_weight, ppo.shaping_weight) == (10., 0.01, 0.01)
+    for terminal in (False, True):
+        _, p = compute_reward(a, b, terminal=terminal, config=ppo)
+        _, d = compute_reward(a, b, terminal=terminal, config=RewardConfig.preset('default'))
+        assert p == pytest.approx({k: 0.1 * v for k, v in d.items()}, abs=1e-12)
+    with pytest.raises(ValueError, match="unknown reward preset"): RewardConfig.preset('nope')

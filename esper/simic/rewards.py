@@ -5,12 +5,13 @@
 # %% ../../nbs/51_simic.rewards.ipynb #a3d85a9b
 from __future__ import annotations
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 from ..contracts.stages import SeedStage
 from ..contracts.signals import TrainingSignals
 
 # %% auto #0
-__all__ = ['RewardConfig', 'stage_potential', 'compute_reward']
+__all__ = ['REWARD_PRESETS', 'RewardConfig', 'stage_potential', 'compute_reward']
 
 # %% ../../nbs/51_simic.rewards.ipynb #4d6541b0
 _DEFAULT_POTENTIALS = tuple(float(p) for p in (0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0))
@@ -29,6 +30,17 @@ class RewardConfig:
         if len(self.stage_potentials) != len(SeedStage):
             raise ValueError(f"stage_potentials needs {len(SeedStage)} values (one per SeedStage), got {len(self.stage_potentials)}")
         if not 0 < self.gamma <= 1: raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+
+    @classmethod
+    def preset(cls, name:str, **overrides) -> RewardConfig:
+        "A named preset (`default`, `ppo`) with `overrides` applied."
+        if name not in REWARD_PRESETS: raise ValueError(f"unknown reward preset {name!r}: expected one of {', '.join(REWARD_PRESETS)}")
+        return cls(**{**REWARD_PRESETS[name], **overrides})
+
+REWARD_PRESETS: dict[str, dict[str, Any]] = {
+    'default': {},
+    'ppo': dict(acc_scale=10., rent_weight=0.01, shaping_weight=0.01),  # every term × 0.1: see below
+}
 
 # %% ../../nbs/51_simic.rewards.ipynb #9467bb82
 def stage_potential(signals:TrainingSignals, # the state whose potential we want
