@@ -5,6 +5,7 @@
 # %% ../../nbs/13_kasmina.host.ipynb #f420b2a7
 from __future__ import annotations
 from typing import Any, Mapping, Sequence
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,9 +20,11 @@ __all__ = ['EXPORT_FORMAT', 'HostCNN', 'MorphogeneticModel', 'MorphoOptimizer', 
 def _block(cin:int, cout:int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
+# %% ../../nbs/13_kasmina.host.ipynb #d1f03038
 def _check_input(x:torch.Tensor, c:int):
     if x.dim() != 4 or x.shape[1] != c: raise ValueError(f"expected input of shape (B, {c}, H, W), got {tuple(x.shape)}")
 
+# %% ../../nbs/13_kasmina.host.ipynb #fc74162b
 class HostCNN(nn.Module):
     "Conv-BN-ReLU-pool blocks, global average pooling and a linear head; slots sit after the blocks in `slots_after`."
     def __init__(self, in_channels:int, # 1 for 1×28×28 images, 3 for 3×32×32
@@ -45,17 +48,6 @@ class HostCNN(nn.Module):
     @property
     def input_shape(self) -> tuple[int, int, int]: return (self.in_channels, self.input_hw, self.input_hw)
 
-    def slot_shapes(self) -> tuple[tuple[int, int, int], ...]:
-        "`(C,H,W)` of the features at each slot for `input_shape`."
-        hw, out = self.input_hw, {}
-        for i, w in enumerate(self.widths): hw //= 2; out[i] = (w, hw, hw)
-        return tuple(out[i] for i in self.slots_after)
-
-    def config(self) -> dict[str, Any]:
-        "The constructor arguments, JSON-ready."
-        return {'in_channels': self.in_channels, 'n_classes': self.n_classes, 'widths': list(self.widths),
-                'slots_after': list(self.slots_after), 'input_hw': self.input_hw}
-
     def classify(self, x:torch.Tensor) -> torch.Tensor: return self.head(x.mean((2, 3)))
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
@@ -63,7 +55,22 @@ class HostCNN(nn.Module):
         for b in self.blocks: x = b(x)
         return self.classify(x)
 
-# %% ../../nbs/13_kasmina.host.ipynb #d1f03038
+# %% ../../nbs/13_kasmina.host.ipynb #d477f9c1
+@patch
+def slot_shapes(self:HostCNN) -> tuple[tuple[int, int, int], ...]:
+    "`(C,H,W)` of the features at each slot for `input_shape`."
+    hw, out = self.input_hw, {}
+    for i, w in enumerate(self.widths): hw //= 2; out[i] = (w, hw, hw)
+    return tuple(out[i] for i in self.slots_after)
+
+# %% ../../nbs/13_kasmina.host.ipynb #61ac09d4
+@patch
+def config(self:HostCNN) -> dict[str, Any]:
+    "The constructor arguments, JSON-ready."
+    return {'in_channels': self.in_channels, 'n_classes': self.n_classes, 'widths': list(self.widths),
+            'slots_after': list(self.slots_after), 'input_hw': self.input_hw}
+
+# %% ../../nbs/13_kasmina.host.ipynb #d47ea37c
 class MorphogeneticModel(nn.Module):
     "A `HostCNN` with a `SeedSlot` after each block in `host.slots_after`."
     def __init__(self, host:HostCNN, # the host network
@@ -86,25 +93,35 @@ class MorphogeneticModel(nn.Module):
     def fossil_slots(self) -> list[int]: return [i for i, s in enumerate(self.slots) if s.stage == SeedStage.FOSSILIZED]
     def live_slots(self) -> list[int]: return [i for i, s in enumerate(self.slots) if s.seed is not None and is_active_stage(s.stage)]
 
-    def host_parameters(self) -> list[nn.Parameter]:
-        "The host's parameters followed by those of fossilized seeds (in slot order): what the host optimizer group holds."
-        return list(self.host.parameters()) + [p for i in self.fossil_slots() for p in self.slots[i].seed.parameters()]
+# %% ../../nbs/13_kasmina.host.ipynb #19053faf
+@patch
+def host_param_count(self:MorphogeneticModel) -> int: return sum(p.numel() for p in self.host.parameters())
 
-    def seed_parameters(self, i:int) -> list[nn.Parameter]:
-        "Parameters of the live (not fossilized) seed in slot `i`; empty if there is none."
-        s = self.slots[i]
-        return list(s.seed.parameters()) if s.seed is not None and is_active_stage(s.stage) else []
+@patch
+def param_count(self:MorphogeneticModel) -> int: return sum(p.numel() for p in self.parameters())
 
-    def host_param_count(self) -> int: return sum(p.numel() for p in self.host.parameters())
-    def param_count(self) -> int: return sum(p.numel() for p in self.parameters())
+@patch
+def flops_per_sample(self:MorphogeneticModel, input_shape:tuple[int, int, int]|None=None) -> int:
+    "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING)."
+    return count_flops(self, input_shape or self.host.input_shape)
 
-    def flops_per_sample(self, input_shape:tuple[int, int, int]|None=None) -> int:
-        "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING)."
-        return count_flops(self, input_shape or self.host.input_shape)
+# %% ../../nbs/13_kasmina.host.ipynb #46860d92
+@patch
+def host_parameters(self:MorphogeneticModel) -> list[nn.Parameter]:
+    "The host's parameters followed by those of fossilized seeds (in slot order): what the host optimizer group holds."
+    return list(self.host.parameters()) + [p for i in self.fossil_slots() for p in self.slots[i].seed.parameters()]
+
+@patch
+def seed_parameters(self:MorphogeneticModel, i:int) -> list[nn.Parameter]:
+    "Parameters of the live (not fossilized) seed in slot `i`; empty if there is none."
+    s = self.slots[i]
+    return list(s.seed.parameters()) if s.seed is not None and is_active_stage(s.stage) else []
 
 # %% ../../nbs/13_kasmina.host.ipynb #4adf75b8
 def _accuracy(logits:torch.Tensor, y:torch.Tensor) -> float: return (logits.argmax(1) == y).float().mean().item()
 
+# %% ../../nbs/13_kasmina.host.ipynb #e7dfcceb
+@patch
 def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validation batch
                           y:torch.Tensor, # its labels
                          ) -> list[float|None]:
@@ -122,8 +139,6 @@ def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validatio
     finally: self.train(was)
     return out
 
-MorphogeneticModel.measure_contributions = measure_contributions
-
 # %% ../../nbs/13_kasmina.host.ipynb #6f84ce3f
 class MorphoOptimizer:
     "SGD with a `host` parameter group and one `seed{i}` group per live seed, kept in step with the slots."
@@ -139,44 +154,56 @@ class MorphoOptimizer:
     def param_groups(self) -> list[dict]: return self.optimizer.param_groups
     def group(self, name:str) -> dict|None: return next((g for g in self.optimizer.param_groups if g['name'] == name), None)
 
-    def sync(self) -> None:
-        "Add groups for new seeds, drop culled seeds' groups and state, move fossils into `host` with their state."
-        sig = tuple((s.stage, s.seed_id) for s in self.model.slots)
-        if sig == self._sig: return
-        opt = self.optimizer
-        for i, s in enumerate(self.model.slots):
-            g, live = self.group(f'seed{i}'), s.seed is not None and is_active_stage(s.stage)
-            if g is not None and not (live and g['seed_id'] == s.seed_id):
-                if not (s.stage == SeedStage.FOSSILIZED and g['seed_id'] == s.seed_id):
-                    for p in g['params']: opt.state.pop(p, None)
-                opt.param_groups.remove(g); g = None
-            if live and g is None:
-                opt.add_param_group({'params': list(s.seed.parameters()), 'name': f'seed{i}', 'seed_id': s.seed_id, 'lr': self.seed_lr})
-        self.group('host')['params'] = self.model.host_parameters()
-        opt.param_groups.sort(key=lambda g: -1 if g['name'] == 'host' else int(g['name'][4:]))
-        self._sig = sig
+# %% ../../nbs/13_kasmina.host.ipynb #5fe89de9
+@patch
+def sync(self:MorphoOptimizer) -> None:
+    "Add groups for new seeds, drop culled seeds' groups and state, move fossils into `host` with their state."
+    sig = tuple((s.stage, s.seed_id) for s in self.model.slots)
+    if sig == self._sig: return
+    opt = self.optimizer
+    for i, s in enumerate(self.model.slots):
+        g, live = self.group(f'seed{i}'), s.seed is not None and is_active_stage(s.stage)
+        if g is not None and not (live and g['seed_id'] == s.seed_id):
+            if not (s.stage == SeedStage.FOSSILIZED and g['seed_id'] == s.seed_id):
+                for p in g['params']: opt.state.pop(p, None)
+            opt.param_groups.remove(g); g = None
+        if live and g is None:
+            opt.add_param_group({'params': list(s.seed.parameters()), 'name': f'seed{i}', 'seed_id': s.seed_id, 'lr': self.seed_lr})
+    self.group('host')['params'] = self.model.host_parameters()
+    opt.param_groups.sort(key=lambda g: -1 if g['name'] == 'host' else int(g['name'][4:]))
+    self._sig = sig
 
-    def set_lr(self, lr:float, # the host group's learning rate
-               seed_lr:float|Mapping[int, float], # every seed group's, or one per slot index
-              ) -> None:
-        "Set the host group's learning rate and each seed group's."
-        self.lr = lr
-        if not isinstance(seed_lr, Mapping): self.seed_lr = seed_lr
-        for g in self.optimizer.param_groups:
-            if g['name'] == 'host': g['lr'] = lr
-            else: g['lr'] = seed_lr[int(g['name'][4:])] if isinstance(seed_lr, Mapping) else seed_lr
+# %% ../../nbs/13_kasmina.host.ipynb #a1d9e4e9
+@patch
+def set_lr(self:MorphoOptimizer, lr:float, # the host group's learning rate
+           seed_lr:float|Mapping[int, float], # every seed group's, or one per slot index
+          ) -> None:
+    "Set the host group's learning rate and each seed group's."
+    self.lr = lr
+    if not isinstance(seed_lr, Mapping): self.seed_lr = seed_lr
+    for g in self.optimizer.param_groups:
+        if g['name'] == 'host': g['lr'] = lr
+        else: g['lr'] = seed_lr[int(g['name'][4:])] if isinstance(seed_lr, Mapping) else seed_lr
 
-    def step(self) -> None: self.sync(); self.optimizer.step()
-    def zero_grad(self) -> None: self.optimizer.zero_grad(set_to_none=True)
-    def state_dict(self) -> dict[str, Any]: self.sync(); return self.optimizer.state_dict()
+# %% ../../nbs/13_kasmina.host.ipynb #d131a8b0
+@patch
+def step(self:MorphoOptimizer) -> None: self.sync(); self.optimizer.step()
 
-    def load_state_dict(self, sd:dict[str, Any]) -> None:
-        "Load a `state_dict`; the model's slots must already be restored (`load_slot_states`)."
-        self.sync()
-        want, have = [(g['name'], g['seed_id']) for g in sd['param_groups']], [(g['name'], g['seed_id']) for g in self.param_groups]
-        if want != have: raise ValueError(f"optimizer state has groups {want} but the model has {have}; call model.load_slot_states first")
-        self.optimizer.load_state_dict(sd)
-        self.lr = self.group('host')['lr']
+@patch
+def zero_grad(self:MorphoOptimizer) -> None: self.optimizer.zero_grad(set_to_none=True)
+
+@patch
+def state_dict(self:MorphoOptimizer) -> dict[str, Any]: self.sync(); return self.optimizer.state_dict()
+
+# %% ../../nbs/13_kasmina.host.ipynb #db12c951
+@patch
+def load_state_dict(self:MorphoOptimizer, sd:dict[str, Any]) -> None:
+    "Load a `state_dict`; the model's slots must already be restored (`load_slot_states`)."
+    self.sync()
+    want, have = [(g['name'], g['seed_id']) for g in sd['param_groups']], [(g['name'], g['seed_id']) for g in self.param_groups]
+    if want != have: raise ValueError(f"optimizer state has groups {want} but the model has {have}; call model.load_slot_states first")
+    self.optimizer.load_state_dict(sd)
+    self.lr = self.group('host')['lr']
 
 # %% ../../nbs/13_kasmina.host.ipynb #a0aaea77
 EXPORT_FORMAT = 'esper.grown_cnn/1'
@@ -199,6 +226,7 @@ class GrownCNN(nn.Module):
             if str(i) in self.fossils: x = self.fossils[str(i)](x)
         return self.head(x.mean((2, 3)))
 
+# %% ../../nbs/13_kasmina.host.ipynb #6e4d2cd8
 def load_export(spec:dict[str, Any], # the JSON spec from `export()`
                 state_dict:dict[str, torch.Tensor], # the exported module's state dict
                ) -> GrownCNN:
@@ -209,7 +237,8 @@ def load_export(spec:dict[str, Any], # the JSON spec from `export()`
     net.load_state_dict(state_dict)
     return net
 
-# %% ../../nbs/13_kasmina.host.ipynb #3bf9cb9e
+# %% ../../nbs/13_kasmina.host.ipynb #d9ba9dd7
+@patch
 def export(self:MorphogeneticModel) -> tuple[GrownCNN, dict[str, Any]]:
     "The grown network (host + fossils) as a plain module with copied weights, and its JSON spec."
     fossils = [{'slot': i, 'after_block': self.host.slots_after[i], 'blueprint': self.slots[i].blueprint,
@@ -220,16 +249,17 @@ def export(self:MorphogeneticModel) -> tuple[GrownCNN, dict[str, Any]]:
     for f in fossils: sd.update({f"fossils.{f['after_block']}.{k}": v for k, v in self.slots[f['slot']].seed.state_dict().items()})
     return load_export(spec, sd).train(self.training), spec
 
-MorphogeneticModel.export, MorphogeneticModel.load_export = export, staticmethod(load_export)
+MorphogeneticModel.load_export = staticmethod(load_export)
 
-# %% ../../nbs/13_kasmina.host.ipynb #6e4d2cd8
+# %% ../../nbs/13_kasmina.host.ipynb #c9426443
+@patch
 def slot_states(self:MorphogeneticModel) -> list[dict[str, Any]]:
     "Every slot's `state()` (JSON-ready), for checkpoints."
     return [s.state() for s in self.slots]
 
+# %% ../../nbs/13_kasmina.host.ipynb #2a248850
+@patch
 def load_slot_states(self:MorphogeneticModel, states:list[dict[str, Any]]) -> None:
     "Restore slot states (rebuilding seeds); then `load_state_dict` the model's tensors."
     if len(states) != len(self.slots): raise ValueError(f"got {len(states)} slot states for a model with {len(self.slots)} slots")
     for s, d in zip(self.slots, states): s.load_state(d)
-
-MorphogeneticModel.slot_states, MorphogeneticModel.load_slot_states = slot_states, load_slot_states
