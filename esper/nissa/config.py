@@ -5,6 +5,7 @@
 # %% ../../nbs/20_nissa.config.ipynb #64d4c491
 from __future__ import annotations
 from typing import Any, Literal
+from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # %% auto #0
@@ -18,6 +19,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 "What each profile switches on; `TelemetryConfig.from_profile` starts from these."
 
+# %% ../../nbs/20_nissa.config.ipynb #def4c411
 class TelemetryConfig(BaseModel):
     "What Nissa records and where it goes; frozen, unknown fields rejected."
     model_config = ConfigDict(frozen=True, extra='forbid')
@@ -42,14 +44,17 @@ class TelemetryConfig(BaseModel):
             raise ValueError(f"sharpness: only available in the 'diagnostic' profile, got profile={self.profile!r}")
         return self
 
-    @classmethod
-    def from_profile(cls, name:str, # 'minimal', 'standard' or 'diagnostic'
-                     **overrides) -> TelemetryConfig:
-        "The config of profile `name` with `overrides` applied on top."
-        if name not in PROFILES:
-            raise ValueError(f"profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
-        return cls(**{'profile': name, **PROFILES[name], **overrides})
+# %% ../../nbs/20_nissa.config.ipynb #26bc556c
+@patch(cls_method=True)
+def from_profile(cls:TelemetryConfig, name:str, # 'minimal', 'standard' or 'diagnostic'
+                 **overrides) -> TelemetryConfig:
+    "The config of profile `name` with `overrides` applied on top."
+    if name not in PROFILES:
+        raise ValueError(f"profile: unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+    return cls(**{'profile': name, **PROFILES[name], **overrides})
 
-    def to_dict(self) -> dict[str, Any]:
-        "A JSON-ready dict of every field (saved with the run and logged to W&B)."
-        return self.model_dump(mode='json')
+# %% ../../nbs/20_nissa.config.ipynb #d1c8f57f
+@patch
+def to_dict(self:TelemetryConfig) -> dict[str, Any]:
+    "A JSON-ready dict of every field (saved with the run and logged to W&B)."
+    return self.model_dump(mode='json')
