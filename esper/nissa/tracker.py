@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 from typing import Callable, Mapping
+from fastcore.basics import patch
 import torch
 from torch import nn, Tensor
 from .config import TelemetryConfig
@@ -37,27 +38,33 @@ class DiagnosticTracker:
         self.step, self.history, self.last_sharpness = 0, [], None
         self.set_groups(groups)
 
-    def set_groups(self, groups:Mapping[str, list[nn.Parameter]]):
-        "Replace the layer groups (a seed was germinated or removed); this epoch's gradient sums restart."
-        self.names = list(groups)
-        self._params = [p for ps in groups.values() for p in ps]
-        self._gidx = [i for i, ps in enumerate(groups.values()) for _ in ps]
-        dev = self._params[0].device if self._params else torch.device('cpu')
-        self._all_idx = torch.tensor(self._gidx, dtype=torch.long, device=dev)
-        self._reset_grads(dev)
-        self._reset_classes(dev)
+# %% ../../nbs/21_nissa.tracker.ipynb #a94c45f8
+@patch
+def _reset_grads(self:DiagnosticTracker, dev):
+    z = lambda *s: torch.zeros(*s, device=dev)
+    self._gsq, self._tot, self._counts, self._n = z(len(self.names)), z(()), z(4), 0  # counts: vanish, explode, tensors, nonfinite
 
-    def _reset_grads(self, dev):
-        z = lambda *s: torch.zeros(*s, device=dev)
-        self._gsq, self._tot, self._counts, self._n = z(len(self.names)), z(()), z(4), 0  # counts: vanish, explode, tensors, nonfinite
+@patch
+def _reset_classes(self:DiagnosticTracker, dev):
+    self._correct = torch.zeros(self.n_classes, dtype=torch.long, device=dev)
+    self._seen = torch.zeros(self.n_classes, dtype=torch.long, device=dev)
 
-    def _reset_classes(self, dev):
-        self._correct = torch.zeros(self.n_classes, dtype=torch.long, device=dev)
-        self._seen = torch.zeros(self.n_classes, dtype=torch.long, device=dev)
+# %% ../../nbs/21_nissa.tracker.ipynb #69658b52
+@patch
+def set_groups(self:DiagnosticTracker, groups:Mapping[str, list[nn.Parameter]]):
+    "Replace the layer groups (a seed was germinated or removed); this epoch's gradient sums restart."
+    self.names = list(groups)
+    self._params = [p for ps in groups.values() for p in ps]
+    self._gidx = [i for i, ps in enumerate(groups.values()) for _ in ps]
+    dev = self._params[0].device if self._params else torch.device('cpu')
+    self._all_idx = torch.tensor(self._gidx, dtype=torch.long, device=dev)
+    self._reset_grads(dev)
+    self._reset_classes(dev)
 
 # %% ../../nbs/21_nissa.tracker.ipynb #440ddf18
+@patch
 @torch.no_grad()
-def _after_backward(self:DiagnosticTracker):
+def after_backward(self:DiagnosticTracker):
     "Count a step; every `grad_every` steps add this step's gradient norms to the epoch's sums."
     self.step += 1
     k = self.config.grad_every
@@ -75,13 +82,12 @@ def _after_backward(self:DiagnosticTracker):
                                  torch.tensor(len(grads), device=norms.device), (~fin).sum()]).float()
     self._n += 1
 
-DiagnosticTracker.after_backward = _after_backward
-
 # %% ../../nbs/21_nissa.tracker.ipynb #732a3760
+@patch
 @torch.no_grad()
-def _record_batch(self:DiagnosticTracker, logits:Tensor, # (B, n_classes) model outputs
-                  targets:Tensor, # (B,) integer labels
-                 ):
+def record_batch(self:DiagnosticTracker, logits:Tensor, # (B, n_classes) model outputs
+                 targets:Tensor, # (B,) integer labels
+                ):
     "Add one evaluation batch to the per-class accuracy counts (no-op if `per_class` is off)."
     if not self.config.per_class: return
     if self._seen.device != targets.device: self._reset_classes(targets.device)
@@ -89,14 +95,13 @@ def _record_batch(self:DiagnosticTracker, logits:Tensor, # (B, n_classes) model 
     self._correct += torch.bincount(targets[hit], minlength=self.n_classes)[:self.n_classes]
     self._seen += torch.bincount(targets, minlength=self.n_classes)[:self.n_classes]
 
-DiagnosticTracker.record_batch = _record_batch
-
 # %% ../../nbs/21_nissa.tracker.ipynb #5ae73ca2
-def _sharpness(self:DiagnosticTracker, model:nn.Module, # the model to probe
-               loss_fn:Callable[[Tensor, Tensor], Tensor], # e.g. `F.cross_entropy`
-               x:Tensor, y:Tensor, # one batch
-               rho:float=0.05, # radius of the step along the normalised gradient
-              ) -> float:
+@patch
+def sharpness(self:DiagnosticTracker, model:nn.Module, # the model to probe
+              loss_fn:Callable[[Tensor, Tensor], Tensor], # e.g. `F.cross_entropy`
+              x:Tensor, y:Tensor, # one batch
+              rho:float=0.05, # radius of the step along the normalised gradient
+             ) -> float:
     "Loss increase after a step of length `rho` along the gradient (diagnostic profile only)."
     if not self.config.sharpness:
         raise RuntimeError(f"sharpness is off in the {self.config.profile!r} profile; use TelemetryConfig.from_profile('diagnostic')")
@@ -116,9 +121,8 @@ def _sharpness(self:DiagnosticTracker, model:nn.Module, # the model to probe
     self.last_sharpness = float(up - base.detach())
     return self.last_sharpness
 
-DiagnosticTracker.sharpness = _sharpness
-
 # %% ../../nbs/21_nissa.tracker.ipynb #ec9791fa
+@patch
 def _grad_metrics(self:DiagnosticTracker) -> dict[str, float]:
     if not self._n: return {}
     n, (van, exp, tot, bad) = self._n, self._counts.tolist()
@@ -128,6 +132,7 @@ def _grad_metrics(self:DiagnosticTracker) -> dict[str, float]:
         for name, v in zip(self.names, self._gsq.sqrt().tolist()): out[f'grad/{name}_norm'] = v / math.sqrt(n)
     return out
 
+@patch
 def _class_metrics(self:DiagnosticTracker) -> dict[str, float]:
     seen = self._seen.tolist()
     if not self.config.per_class or not sum(seen): return {}
@@ -136,9 +141,11 @@ def _class_metrics(self:DiagnosticTracker) -> dict[str, float]:
     out['val/worst_class_acc'] = min(accs.values())
     return out
 
-def _end_epoch(self:DiagnosticTracker, epoch:int, # the epoch that just ended
-               metrics:Mapping[str, float]|None=None, # the trainer's metrics for it (`val/acc`, `train/loss`, …)
-              ) -> dict[str, float]:
+# %% ../../nbs/21_nissa.tracker.ipynb #d47db0f0
+@patch
+def end_epoch(self:DiagnosticTracker, epoch:int, # the epoch that just ended
+              metrics:Mapping[str, float]|None=None, # the trainer's metrics for it (`val/acc`, `train/loss`, …)
+             ) -> dict[str, float]:
     "This epoch's `grad/*` and `val/class*` metrics; resets the per-epoch sums."
     out = {**self._grad_metrics(), **self._class_metrics()}
     if self.last_sharpness is not None: out['grad/sharpness'] = self.last_sharpness
@@ -147,9 +154,6 @@ def _end_epoch(self:DiagnosticTracker, epoch:int, # the epoch that just ended
     self.history.append({'epoch': epoch, **{k: float(v) for k, v in (metrics or {}).items()}, **out})
     return out
 
-DiagnosticTracker._grad_metrics, DiagnosticTracker._class_metrics = _grad_metrics, _class_metrics
-DiagnosticTracker.end_epoch = _end_epoch
-
 # %% ../../nbs/21_nissa.tracker.ipynb #31f04e5b
 def _plateau(hist:list[dict]) -> int:
     accs = [h['val/acc'] for h in hist if 'val/acc' in h]
@@ -157,9 +161,11 @@ def _plateau(hist:list[dict]) -> int:
     best = max(range(len(accs)), key=lambda i: (accs[i], -i))
     return len(accs) - 1 - best
 
-def _narrative(self:DiagnosticTracker, min_plateau:int=3, # epochs without a new best before it is called a plateau
-               min_lag:float=10., # points below the class mean before a class is said to lag
-              ) -> str:
+# %% ../../nbs/21_nissa.tracker.ipynb #5fd2b8a3
+@patch
+def narrative(self:DiagnosticTracker, min_plateau:int=3, # epochs without a new best before it is called a plateau
+              min_lag:float=10., # points below the class mean before a class is said to lag
+             ) -> str:
     "A short human summary of the run so far, e.g. 'plateau for 4 epochs; class 6 lags by 21 points'."
     if not self.history: return 'no epochs yet'
     last, parts = self.history[-1], []
@@ -176,15 +182,14 @@ def _narrative(self:DiagnosticTracker, min_plateau:int=3, # epochs without a new
         parts.append(f"improving: val acc {100*last['val/acc']:.1f}% at epoch {last['epoch']}")
     return '; '.join(parts) or f"epoch {last['epoch']}: nothing unusual"
 
-DiagnosticTracker.narrative = _narrative
-
 # %% ../../nbs/21_nissa.tracker.ipynb #068ee590
-def _state_dict(self:DiagnosticTracker) -> dict:
+@patch
+def state_dict(self:DiagnosticTracker) -> dict:
     "The step counter and per-epoch history (JSON-able)."
     return {'step': self.step, 'history': [dict(h) for h in self.history]}
 
-def _load_state_dict(self:DiagnosticTracker, state:Mapping):
+# %% ../../nbs/21_nissa.tracker.ipynb #f5b93924
+@patch
+def load_state_dict(self:DiagnosticTracker, state:Mapping):
     "Restore what `state_dict` returned."
     self.step, self.history = int(state['step']), [dict(h) for h in state['history']]
-
-DiagnosticTracker.state_dict, DiagnosticTracker.load_state_dict = _state_dict, _load_state_dict
