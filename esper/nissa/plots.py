@@ -28,6 +28,7 @@ STAGE_COLORS: dict[SeedStage, str] = {
 "One colour per stage: cool while learning, warm while judged, green when kept, red when culled."
 _T = TelemetryEventType
 
+# %% ../../nbs/23_nissa.plots.ipynb #c40885f9
 def stage_segments(events:Sequence[TelemetryEvent], # a run's events, any order
                    n_slots:int, # slots in the host
                    max_epoch:int, # right edge of the timeline
@@ -53,10 +54,12 @@ def _alpha_series(events:Sequence[TelemetryEvent], slot:int) -> tuple[list[int],
                  if e.type == TelemetryEventType.EPOCH_COMPLETED and f'slot{slot}/alpha' in e.data)
     return [p[0] - 0.5 for p in pts], [p[1] for p in pts]  # epoch k (k-th completed) spans [k-1, k] on the axis
 
+# %% ../../nbs/23_nissa.plots.ipynb #ff03c236
 def _new_ax(ax, figsize):
     if ax is not None: return ax.figure, ax
     fig = Figure(figsize=figsize, layout='constrained'); return fig, fig.add_subplot()
 
+# %% ../../nbs/23_nissa.plots.ipynb #ad3c7a3c
 def plot_lifecycle(events:Sequence[TelemetryEvent], # a run's events (e.g. `hub.memory.events`)
                    n_slots:int, # one band per slot
                    max_epoch:int|None=None, # right edge (default: last epoch seen + 1)
@@ -120,6 +123,7 @@ def _series(metrics:Sequence[tuple[int, dict]], key:str) -> tuple[list[int], lis
     pts = [(ep, m[key]) for ep, m in metrics if key in m and m[key] is not None]
     return [p[0] for p in pts], [float(p[1]) for p in pts]
 
+# %% ../../nbs/23_nissa.plots.ipynb #5ffb0fa1
 def plot_grad_health(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pairs, e.g. `hub.memory.metrics`
                     ) -> Figure:
     "Gradient norms per group (log scale) over epochs, and the health score with vanishing/exploding fractions."
@@ -136,6 +140,7 @@ def plot_grad_health(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pa
     a2.set(ylim=(-0.05, 1.05), xlabel='epoch', title='gradient health'); a2.legend(fontsize=8, frameon=False)
     return fig
 
+# %% ../../nbs/23_nissa.plots.ipynb #7e529b6a
 def plot_training_curves(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pairs
                         ) -> Figure:
     "Loss (train/val) and accuracy (train/val/test/worst class) over epochs."
@@ -149,6 +154,7 @@ def plot_training_curves(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)
         ax.set(xlabel='epoch', title=title); ax.legend(fontsize=8, frameon=False)
     return fig
 
+# %% ../../nbs/23_nissa.plots.ipynb #99bfb23c
 def save_figure(fig:Figure, # a figure from the plot functions
                 path:str|Path, # where the PNG goes; parent directories are created
                 dpi:int=100) -> Path:
