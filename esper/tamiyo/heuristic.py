@@ -6,6 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 from typing import Any, Mapping, Sequence
+from fastcore.basics import patch
 from ..contracts.stages import SeedStage, is_active_stage, is_failure_stage
 from ..contracts.actions import BLUEPRINTS, ActionOp, Decision, decode_action, encode_action, n_actions
 from ..contracts.signals import SlotSignals, TrainingSignals
@@ -40,20 +41,22 @@ class HeuristicConfig:
         if not 0 < self.late_fraction <= 1: raise ValueError(f"late_fraction must be in (0, 1], got {self.late_fraction}")
         if self.max_active_seeds < 1: raise ValueError(f"max_active_seeds must be >= 1, got {self.max_active_seeds}")
 
-    def min_epochs(self, stage:SeedStage) -> int:
-        "Minimum epochs a seed spends in `stage` before the heuristic asks to advance it."
-        return {SeedStage.GERMINATED: self.germinated_epochs, SeedStage.TRAINING: self.training_epochs,
-                SeedStage.BLENDING: self.blending_epochs, SeedStage.SHADOWING: self.shadowing_epochs,
-                SeedStage.PROBATIONARY: self.probation_epochs}[SeedStage(stage)]
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #da3fb68c
+@patch
+def min_epochs(self:HeuristicConfig, stage:SeedStage) -> int:
+    "Minimum epochs a seed spends in `stage` before the heuristic asks to advance it."
+    return {SeedStage.GERMINATED: self.germinated_epochs, SeedStage.TRAINING: self.training_epochs,
+            SeedStage.BLENDING: self.blending_epochs, SeedStage.SHADOWING: self.shadowing_epochs,
+            SeedStage.PROBATIONARY: self.probation_epochs}[SeedStage(stage)]
 
-    def lifecycle_epochs(self) -> int:
-        "Fewest epochs from the germinating decision to FOSSILIZED (one epoch per advance at least)."
-        return sum(max(1, self.min_epochs(s)) for s in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING,
-                                                        SeedStage.SHADOWING, SeedStage.PROBATIONARY))
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #7f203ba0
+@patch
+def lifecycle_epochs(self:HeuristicConfig) -> int:
+    "Fewest epochs from the germinating decision to FOSSILIZED (one epoch per advance at least)."
+    return sum(max(1, self.min_epochs(s)) for s in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING,
+                                                    SeedStage.SHADOWING, SeedStage.PROBATIONARY))
 
 # %% ../../nbs/31_tamiyo.heuristic.ipynb #288a669b
-_MEASURED = (SeedStage.SHADOWING, SeedStage.PROBATIONARY)
-
 class HeuristicTamiyo:
     "Rule-based policy: cull > advance > germinate > wait, lowest slot first, only ever a valid action."
     name = 'heuristic'
@@ -70,34 +73,9 @@ class HeuristicTamiyo:
         self.rotation, self.penalty = 0, {}                    # next blueprint index; blueprint -> epoch it is free again
         self.seen: list[tuple[int, str|None]] = [(int(SeedStage.DORMANT), None)] * self.n_slots
 
-    def state_dict(self) -> dict[str, Any]:
-        "The policy's memory as a JSON-able dict."
-        return {'rotation': self.rotation, 'penalty': dict(self.penalty), 'seen': [list(s) for s in self.seen],
-                'config': asdict(self.config) | {'blueprints': list(self.config.blueprints)}}
-
-    def load_state_dict(self, state:Mapping[str, Any]) -> None:
-        "Restore the memory saved by `state_dict`."
-        if len(state['seen']) != self.n_slots: raise ValueError(f"state is for {len(state['seen'])} slots, policy has {self.n_slots}")
-        self.rotation, self.penalty = int(state['rotation']), {k: int(v) for k, v in state['penalty'].items()}
-        self.seen = [(int(s), b) for s, b in state['seen']]
-
-    def decide(self, signals:TrainingSignals, # this epoch's snapshot
-               mask:Sequence[bool], # which flat actions are allowed now
-              ) -> Decision:
-        "Pick the first allowed action among cull, advance, germinate and wait candidates."
-        if len(mask) != n_actions(self.n_slots) or signals.n_slots != self.n_slots:
-            raise ValueError(f"policy has {self.n_slots} slot(s): expected a mask of {n_actions(self.n_slots)} and as many slot signals, "
-                             f"got {len(mask)} and {signals.n_slots}")
-        _observe(self, signals)
-        for action, reason, conf in _candidates(self, signals):
-            if mask[action]:
-                _commit(self, decode_action(action, self.n_slots), signals)
-                return Decision(action, reason, conf)
-        allowed = [i for i, ok in enumerate(mask) if ok]
-        if not allowed: raise ValueError("the action mask allows nothing (WAIT should always be allowed)")
-        return Decision(allowed[0], 'wait is masked: first allowed action', 0.)
-
 # %% ../../nbs/31_tamiyo.heuristic.ipynb #0d00e4b5
+_MEASURED = (SeedStage.SHADOWING, SeedStage.PROBATIONARY)
+
 def _cull_reason(self:HeuristicTamiyo, s:SlotSignals) -> str|None:
     c, st = self.config, SeedStage(s.stage)
     measured = st in _MEASURED or (st == SeedStage.BLENDING and s.epochs_in_stage >= c.cull_grace_epochs)
@@ -105,6 +83,7 @@ def _cull_reason(self:HeuristicTamiyo, s:SlotSignals) -> str|None:
     if s.epochs_in_stage >= c.max_epochs_in_stage: return f"stuck {s.epochs_in_stage} epochs in {st.name}"
     return None
 
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #54325910
 def _germinate_reason(self:HeuristicTamiyo, sig:TrainingSignals) -> str|None:
     c = self.config
     if sig.epoch / sig.max_epochs >= c.late_fraction: return None
@@ -116,6 +95,7 @@ def _germinate_reason(self:HeuristicTamiyo, sig:TrainingSignals) -> str|None:
     if sig.plateau_epochs >= c.plateau_epochs: return f"plateau of {sig.plateau_epochs} epochs"
     return None
 
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #ae26c1b6
 def _next_blueprint(self:HeuristicTamiyo, epoch:int) -> str|None:
     bps = self.config.blueprints
     for k in range(len(bps)):
@@ -123,6 +103,7 @@ def _next_blueprint(self:HeuristicTamiyo, epoch:int) -> str|None:
         if self.penalty.get(b, -1) <= epoch: return b
     return None
 
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #c439e46f
 def _candidates(self:HeuristicTamiyo, sig:TrainingSignals) -> list[tuple[int, str, float]]:
     S, out = self.n_slots, []
     for i, s in enumerate(sig.slots):
@@ -136,6 +117,7 @@ def _candidates(self:HeuristicTamiyo, sig:TrainingSignals) -> list[tuple[int, st
             if s.stage == SeedStage.DORMANT: out.append((encode_action(ActionOp.GERMINATE, i, bp, S), f"germinate {bp} in slot {i}: {why}", 0.6))
     return out + [(0, 'wait: nothing to do', 1.)]
 
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #56a1f0b0
 def _observe(self:HeuristicTamiyo, sig:TrainingSignals) -> None:
     "Penalise the blueprint of any seed that went from live to culled since the last decision."
     for i, s in enumerate(sig.slots):
@@ -152,3 +134,36 @@ def _commit(self:HeuristicTamiyo, a, sig:TrainingSignals) -> None:
     elif a.op == ActionOp.CULL:
         bp = sig.slots[a.slot].blueprint
         _penalise(self, bp, sig.epoch); self.seen[a.slot] = (int(SeedStage.CULLED), bp)  # don't penalise twice
+
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #9466dda6
+@patch
+def decide(self:HeuristicTamiyo, signals:TrainingSignals, # this epoch's snapshot
+           mask:Sequence[bool], # which flat actions are allowed now
+          ) -> Decision:
+    "Pick the first allowed action among cull, advance, germinate and wait candidates."
+    if len(mask) != n_actions(self.n_slots) or signals.n_slots != self.n_slots:
+        raise ValueError(f"policy has {self.n_slots} slot(s): expected a mask of {n_actions(self.n_slots)} and as many slot signals, "
+                         f"got {len(mask)} and {signals.n_slots}")
+    _observe(self, signals)
+    for action, reason, conf in _candidates(self, signals):
+        if mask[action]:
+            _commit(self, decode_action(action, self.n_slots), signals)
+            return Decision(action, reason, conf)
+    allowed = [i for i, ok in enumerate(mask) if ok]
+    if not allowed: raise ValueError("the action mask allows nothing (WAIT should always be allowed)")
+    return Decision(allowed[0], 'wait is masked: first allowed action', 0.)
+
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #229a781a
+@patch
+def state_dict(self:HeuristicTamiyo) -> dict[str, Any]:
+    "The policy's memory as a JSON-able dict."
+    return {'rotation': self.rotation, 'penalty': dict(self.penalty), 'seen': [list(s) for s in self.seen],
+            'config': asdict(self.config) | {'blueprints': list(self.config.blueprints)}}
+
+# %% ../../nbs/31_tamiyo.heuristic.ipynb #9abbba0f
+@patch
+def load_state_dict(self:HeuristicTamiyo, state:Mapping[str, Any]) -> None:
+    "Restore the memory saved by `state_dict`."
+    if len(state['seen']) != self.n_slots: raise ValueError(f"state is for {len(state['seen'])} slots, policy has {self.n_slots}")
+    self.rotation, self.penalty = int(state['rotation']), {k: int(v) for k, v in state['penalty'].items()}
+    self.seen = [(int(s), b) for s, b in state['seen']]
