@@ -23,6 +23,7 @@ def _first_allowed(mask:Sequence[bool]) -> int:
         if ok: return i
     raise ValueError("the action mask allows nothing (WAIT should always be allowed)")
 
+# %% ../../nbs/32_tamiyo.baselines.ipynb #931f0eb8
 class StaticPolicy:
     "Never grows: always WAIT."
     name = 'static'
@@ -84,6 +85,7 @@ class RandomPolicy:
 POLICIES: tuple[str, ...] = ('heuristic', 'static', 'periodic', 'random')
 "The names `make_policy` accepts."
 
+# %% ../../nbs/32_tamiyo.baselines.ipynb #b2b1e0df
 def make_policy(name:str, # one of `POLICIES`
                 n_slots:int=1, # slots in the model
                 **kw, # options: `HeuristicConfig` fields (or `config=`), `every`/`blueprint`, `seed`
