@@ -4,14 +4,21 @@
 
 # %% ../nbs/60_cli.ipynb #7644ee7a
 from __future__ import annotations
-import argparse, json, os, sys
-from dataclasses import replace
+import argparse, sys
 from pathlib import Path
 from typing import Sequence
-from .trainer import RunConfig, PRESETS, run, load_checkpoint
-from .data import DATASETS, DataError
+from .io import write_json
+from .flags import add_config_flags, add_set_flag, config_overrides, apply_overrides
+from .trainer import RunConfig, PRESETS
+from .run import run, resume, load_run_checkpoint, start_run_dir, run_meta
+from .data import DataError
 from .nissa.config import TelemetryConfig
+from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
+from .simic.env import make_env_fn
+from .simic.ppo import PPOConfig, train_ppo
+from .simic.iql import IQLConfig
+from .simic.rewards import RewardConfig, REWARD_PRESETS
 
 # %% auto #0
 __all__ = ['CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_generate', 'cmd_iql', 'cmd_ppo', 'parser', 'main']
@@ -24,40 +31,26 @@ class _Parser(argparse.ArgumentParser):
     "argparse that reports a bad argument as one line instead of usage + message."
     def error(self, message): raise CLIError(f"{self.prog}: {message} (see {self.prog} --help)")
 
-def _slots(text:str) -> tuple[int, ...]:
-    "Parse `--slots 1` or `--slots 0,1` (host block indices after which a slot sits)."
-    try: v = tuple(int(t) for t in text.split(','))
-    except ValueError: raise argparse.ArgumentTypeError(f"--slots expects block indices like 1 or 0,1, got {text!r}") from None
-    if not v or len(set(v)) != len(v) or min(v) < 0: raise argparse.ArgumentTypeError(f"--slots expects distinct non-negative block indices, got {text!r}")
-    return v
-
 def _positive(text:str) -> int:
     try: v = int(text)
     except ValueError: v = 0
     if v < 1: raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
 
-def _common_run_args(p:argparse.ArgumentParser) -> None:
-    "Options shared by every command that trains host networks."
-    p.add_argument('--preset', default='default', choices=sorted(PRESETS), help='run preset')
-    p.add_argument('--dataset', choices=DATASETS, help='dataset (default: the preset\'s)')
-    p.add_argument('--epochs', type=_positive, help='epochs per run')
-    p.add_argument('--slots', type=_slots, help='slot positions, e.g. 1 or 0,1')
-    p.add_argument('--data-limit', type=_positive, help='cap on training images (quick runs)')
-    p.add_argument('--device', help='cpu, cuda, cuda:1 or auto')
+def _run_config(args, section:str='', preset:str|None=None) -> RunConfig:
+    "The run config from the preset and every `RunConfig` flag the user gave (`section` prefixes them)."
+    return apply_overrides(RunConfig.preset(preset or args.preset), config_overrides(args, section))
 
-def _config(args) -> RunConfig:
-    "The run config from `--preset` and the overriding flags."
-    over = {k: v for k, v in dict(dataset=args.dataset, epochs=args.epochs, slots_after=args.slots, seed=getattr(args, 'seed', None),
-                                  data_limit=args.data_limit, device=args.device, telemetry=getattr(args, 'telemetry', None)).items() if v is not None}
-    return RunConfig.preset(args.preset, **over)
+def _run_flags(p:argparse.ArgumentParser, section:str='', skip:tuple[str, ...]=()) -> None:
+    "Every `RunConfig` field as a flag (`--slots` is short for `--slots-after`)."
+    add_config_flags(p, RunConfig, section, skip=('preset', *skip), aliases={} if section else {'slots_after': ['--slots']})
 
-def _telemetry(args, cfg:RunConfig) -> TelemetryConfig:
-    return TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=args.wandb, console=not args.quiet)
+def _common(p:argparse.ArgumentParser, wandb:bool=True) -> None:
+    p.add_argument('--runs-dir', default='runs', help='where run folders go')
+    if wandb: p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'], help='W&B mode')
+    add_set_flag(p)
 
 # %% ../nbs/60_cli.ipynb #ab89943f
-_BUILTIN = ('heuristic', 'static', 'periodic', 'random')
-
 def _policy(name:str, n_slots:int, seed:int):
     "A policy by name, or a trained one from a file path (`esper.simic.evaluate.load_policy`)."
     try: return load_policy(name, n_slots, seed)
@@ -72,30 +65,35 @@ def _summary(res) -> str:
     if res.run_dir: lines.append(f"outputs: {res.run_dir}/ (result.json, events.jsonl, checkpoint.pt, grown_model.pt/.json, lifecycle.png, curves.png)")
     return '\n'.join(lines)
 
+def _resume_train(args):
+    "The checkpoint and policy of `--resume`, read once."
+    if config_overrides(args) or args.preset != 'default':
+        raise CLIError("esper train: --resume continues the run as it was configured: drop the config flags")
+    ck = load_run_checkpoint(args.resume); cfg, name = ck.config, ck.policy_name
+    if name not in POLICIES and (args.policy is None or args.policy in POLICIES):
+        raise CLIError(f"esper train: this run used the trained policy {name!r}; pass its file with --policy PATH to resume it")
+    return ck, _policy(name if name in POLICIES else args.policy, cfg.n_slots, cfg.seed)
+
 def cmd_train(args) -> int:
-    "Run one morphogenetic training run."
+    "Run one morphogenetic training run (or continue one)."
     if args.resume:
-        ck = load_checkpoint(args.resume)
-        cfg = RunConfig.from_dict(json.loads(ck['config'])); pol_name = json.loads(ck['policy'])['name']
-        if pol_name not in _BUILTIN and (args.policy is None or args.policy in _BUILTIN):
-            raise CLIError(f"esper train: this run used the trained policy {pol_name!r}; pass its file with --policy PATH to resume it")
-        policy = _policy(pol_name if pol_name in _BUILTIN else args.policy, cfg.n_slots, cfg.seed)
+        ck, policy = _resume_train(args)
+        tel = TelemetryConfig.from_profile(ck.config.telemetry, wandb_mode=args.wandb, console=not args.quiet)
+        res = resume(ck, policy, telemetry=tel)
     else:
-        cfg = _config(args); policy = _policy(args.policy or 'heuristic', cfg.n_slots, cfg.seed)
-    res = run(cfg, policy, runs_root=args.runs_dir, resume=args.resume, telemetry=_telemetry(args, cfg))
+        cfg = _run_config(args); policy = _policy(args.policy or 'heuristic', cfg.n_slots, cfg.seed)
+        tel = TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=args.wandb, console=not args.quiet)
+        res = run(cfg, policy, runs_root=args.runs_dir, telemetry=tel)
     print(_summary(res))
     return 130 if res.interrupted else 0
 
 def _add_train(sub) -> None:
     p = sub.add_parser('train', help='grow a network with a policy (one run)')
     p.add_argument('--policy', help='heuristic (default), static, periodic, random, or a trained policy file')
-    _common_run_args(p)
-    p.add_argument('--seed', type=int, help='random seed')
-    p.add_argument('--telemetry', choices=['minimal', 'standard', 'diagnostic'], help='telemetry profile')
-    p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'], help='W&B mode')
+    p.add_argument('--preset', default='default', choices=sorted(PRESETS), help='run preset')
     p.add_argument('--resume', help='continue the run in this folder (or checkpoint file)')
-    p.add_argument('--runs-dir', default='runs', help='where run folders go')
     p.add_argument('--quiet', action='store_true', help='no live progress')
+    _common(p); _run_flags(p)
     p.set_defaults(fn=cmd_train)
 
 # %% ../nbs/60_cli.ipynb #f67ca1cc
@@ -104,7 +102,7 @@ def _specs(text:str) -> list[PolicySpec]:
     out = []
     for name in [t for t in text.split(',') if t]:
         if name == 'static_large': out.append(PolicySpec(name, 'static', {'static_seeds': ('conv_enhance',)}))
-        elif name in _BUILTIN: out.append(PolicySpec(name, name))
+        elif name in POLICIES: out.append(PolicySpec(name, name))
         elif Path(name).exists(): out.append(PolicySpec(Path(name).stem if Path(name).stem != 'checkpoint' else Path(name).parent.name, name))
         else: raise CLIError(f"esper evaluate: --policies: {name!r} is not heuristic, static, static_large, periodic, random or an existing policy file")
     if not out: raise CLIError("esper evaluate: --policies must name at least one policy")
@@ -116,30 +114,38 @@ def _seeds(text:str) -> list[int]:
     if not v: raise argparse.ArgumentTypeError("--seeds must name at least one seed")
     return v
 
+def _out_dir(args, parts, config:dict, **meta) -> Path:
+    "`--out` when given (with config.json and meta.json written into it), else a fresh run folder."
+    if getattr(args, 'out', None) is None: return start_run_dir(args.runs_dir, parts, config, **meta)
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    write_json(out / 'config.json', config); write_json(out / 'meta.json', run_meta(**meta))
+    return out
+
 def cmd_evaluate(args) -> int:
     "Compare policies over seeds; print the table, save records, table and plot."
-    cfg, specs = _config(args), _specs(args.policies)
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    n = len(specs) * len(args.seeds)
-    done = []
+    cfg, specs = _run_config(args), _specs(args.policies)
+    out = _out_dir(args, ('evaluate', cfg.dataset, '-'.join(map(str, args.seeds))),
+                   {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers}, command='evaluate')
+    n, done = len(specs) * len(args.seeds), []
     def progress(r):
         done.append(r)
         print(f"[{len(done)}/{n}] {r['label']} seed {r['seed']}: test {r['test_acc']:.2%}, params {r['params']:,}, {r['wall_s']:.0f} s", flush=True)
     recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=progress)
     rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
     table = format_table(rows)
-    (out / 'records.json').write_text(json.dumps(recs)); (out / 'table.md').write_text(table + '\n')
-    fig = plot_comparison(recs, rows); fig.savefig(out / 'comparison.png', dpi=100)
-    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png)")
+    write_json(out / 'records.json', recs, indent=None); (out / 'table.md').write_text(table + '\n')
+    plot_comparison(recs, rows).savefig(out / 'comparison.png', dpi=100)
+    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png, config.json, meta.json)")
     return 0
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser('evaluate', help='compare policies over seeds on one task')
     p.add_argument('--policies', default='static,periodic,heuristic', help='comma-separated names or policy files')
     p.add_argument('--seeds', type=_seeds, default=[0, 1, 2], help='comma-separated seeds')
-    _common_run_args(p)
+    p.add_argument('--preset', default='default', choices=sorted(PRESETS), help='run preset')
     p.add_argument('--workers', type=_positive, default=1, help='parallel processes')
-    p.add_argument('--out', default='runs/evaluate', help='output folder')
+    p.add_argument('--out', help='output folder (default: a fresh run folder)')
+    _common(p, wandb=False); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_evaluate)
 
 # %% ../nbs/60_cli.ipynb #3d80fa8f
@@ -147,12 +153,20 @@ def _behaviour(spec:str, n_slots:int, seed:int):
     "Parse `heuristic:0.2`, `periodic`, `random` into a behaviour policy."
     from esper.simic.episodes import EpsilonGreedy
     name, _, eps = spec.partition(':')
-    if name not in _BUILTIN: raise CLIError(f"esper generate: --behaviour {spec!r}: expected heuristic, static, periodic or random, optionally with :epsilon")
+    if name not in POLICIES: raise CLIError(f"esper generate: --behaviour {spec!r}: expected heuristic, static, periodic or random, optionally with :epsilon")
     try: e = float(eps) if eps else 0.
     except ValueError: e = -1
     if not 0 <= e <= 1: raise CLIError(f"esper generate: --behaviour {spec!r}: epsilon must be a number in [0, 1]")
     pol = load_policy(name, n_slots, seed)
     return EpsilonGreedy(pol, e, seed=seed) if e > 0 else pol
+
+def _reward(args, preset:str) -> RewardConfig:
+    return apply_overrides(RewardConfig.preset(args.reward_preset or preset), config_overrides(args, 'reward'))
+
+def _changed(cfg:RunConfig) -> dict:
+    "The fields of `cfg` that differ from its preset: the env's `RunConfig` overrides."
+    base = RunConfig.preset(cfg.preset)
+    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != 'preset' and getattr(cfg, k) != getattr(base, k)}
 
 def cmd_generate(args) -> int:
     "Log episodes of behaviour policies on the morphogenetic environment."
@@ -160,96 +174,115 @@ def cmd_generate(args) -> int:
     from esper.simic.episodes import EpisodeWriter, collect_episodes, config_hash
     from esper.contracts.actions import n_actions
     from esper.contracts.signals import feature_names
-    specs = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random']
-    S = RunConfig.preset(args.preset).n_slots
+    cfg, reward = _run_config(args), _reward(args, 'default')
+    specs, S = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random'], cfg.n_slots
     for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
-    env = MorphogeneticEnv(args.preset, time_limit=args.time_limit, **({'data_limit': args.data_limit} if args.data_limit else {}))
+    env = MorphogeneticEnv(cfg.preset, reward_config=reward, time_limit=args.time_limit, **_changed(cfg))
+    run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {'task': cfg.to_dict(), 'reward': reward.__dict__,
+                            'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit,
+                            'out': str(args.out)}, command='generate')
     writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
     for k in range(args.episodes):
         spec = specs[k % len(specs)]
         ret = collect_episodes(env, _behaviour(spec, S, args.seed + k), 1, writer, seed=args.seed + k, config_hash=config_hash(env.config.to_dict()))
         print(f"[{k + 1}/{args.episodes}] {spec}: return {ret[0]:+.3f}", flush=True)
-    print(f"outputs: {args.out}/ ({args.episodes} episodes appended)")
+    print(f"outputs: {args.out}/ ({args.episodes} episodes appended); run: {run_dir}/")
     return 0
 
 def cmd_iql(args) -> int:
     "Train IQL/CQL on logged episodes and save the policy."
     from esper.simic.episodes import load_episodes
-    from esper.simic.iql import IQLConfig, train_iql
+    from esper.simic.iql import train_iql
+    from esper.nissa.output import make_hub
     import torch
     torch.set_num_threads(1)  # small MLPs: one thread is several times faster than two on a busy CPU
+    cfg = apply_overrides(IQLConfig.preset(args.preset), config_overrides(args))
     ds = load_episodes(args.data)
-    cfg = replace(IQLConfig.preset(args.preset), **({'cql_alpha': args.cql_alpha} if args.cql_alpha is not None else {}))
     print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
-    res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, log_fn=_printer(args.steps, 'iql/q_loss'))
-    out = Path(args.out); res.policy.name = 'cql' if cfg.cql_alpha > 0 else 'iql'
+    config = {'iql': cfg.to_dict(), 'data': str(args.data), 'steps': args.steps, 'seed': args.seed}
+    run_dir = start_run_dir(args.runs_dir, ('iql', Path(args.data).name, args.seed), config, command='iql')
+    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
+    try: res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, hub=hub, log_fn=_printer(args.steps, 'iql/q_loss', every=max(1, args.steps // 10)))
+    finally: hub.close()
+    out = Path(args.out) if args.out else run_dir / 'policy.pt'
+    res.policy.name = 'cql' if cfg.cql_alpha > 0 else 'iql'
     res.policy.save(out)
-    print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}")
+    print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}; run: {run_dir}/")
     return 0
 
-def _printer(total:int, key:str):
-    "A `log_fn` that prints one progress line per call."
-    def log(m, step): print(f"step {step}/{total}: {key} {m.get(key, float('nan')):.4f}", flush=True)
+def _printer(total:int, key:str, every:int=1):
+    "A `log_fn` that prints one progress line per `every` steps (and at the end)."
+    def log(m, step):
+        if step % every == 0 or step == total: print(f"step {step}/{total}: {key} {m.get(key, float('nan')):.4f}", flush=True)
     return log
 
 def _add_offline(sub) -> None:
     p = sub.add_parser('generate', help='log episodes of behaviour policies for offline RL')
     p.add_argument('--preset', default='small', choices=sorted(PRESETS), help='task preset of the environment')
-    p.add_argument('--data-limit', type=_positive, help='cap on training images')
     p.add_argument('--episodes', type=_positive, default=8, help='episodes to log')
     p.add_argument('--behaviour', action='append', help='name[:epsilon], repeatable (default: a heuristic/periodic/random mix)')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0, help='episode k plays run seed seed+k')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how episodes end (see esper ppo)')
     p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
+    p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset (default: default)')
+    _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')
     p.set_defaults(fn=cmd_generate)
     q = sub.add_parser('iql', help='train IQL (or CQL) on logged episodes')
     q.add_argument('--data', required=True, help='episode folder from esper generate')
     q.add_argument('--preset', default='morpho', choices=['tiny', 'cartpole', 'morpho'], help='IQL preset')
-    q.add_argument('--cql-alpha', type=float, help='CQL penalty weight (0 = plain IQL)')
     q.add_argument('--steps', type=_positive, default=5000, help='gradient updates')
-    q.add_argument('--seed', type=int, default=0)
-    q.add_argument('--out', default='runs/iql_policy.pt', help='policy file to write')
+    q.add_argument('--seed', type=int, default=0, help='seeds the networks and the minibatches')
+    q.add_argument('--out', help='policy file to write (default: policy.pt in the run folder)')
+    _common(q); add_config_flags(q, IQLConfig)
     q.set_defaults(fn=cmd_iql)
 
 # %% ../nbs/60_cli.ipynb #2cf38cc3
+def _ppo_setup(args) -> tuple:
+    "PPO config, environment constructor and the command's config record, from the flags."
+    morpho = args.env == 'morpho'
+    cfg = apply_overrides(PPOConfig.preset(args.preset or ('morpho' if morpho else 'cartpole')), config_overrides(args))
+    if not morpho:
+        if config_overrides(args, 'task') or config_overrides(args, 'reward'): raise CLIError("esper ppo: --task-* and --reward-* flags apply to --env morpho only")
+        return cfg, make_env_fn(args.env), {'ppo': cfg.__dict__, 'env': args.env}
+    task, reward = _run_config(args, 'task', args.task_preset), _reward(args, 'ppo')
+    make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, **_changed(task))
+    return cfg, make, {'ppo': cfg.__dict__, 'env': 'morpho', 'task': task.to_dict(), 'reward': reward.__dict__, 'time_limit': args.time_limit}
+
 def cmd_ppo(args) -> int:
-    "Train a policy with PPO; checkpoint and curves go to the output folder."
-    from esper.simic.env import make_env_fn
-    from esper.simic.ppo import PPOConfig, train_ppo
-    from esper.simic.rewards import RewardConfig
-    MORPHO_PPO_REWARD = RewardConfig(acc_scale=10., rent_weight=0.01, shaping_weight=0.01)
+    "Train a policy with PPO; checkpoint and curves go to the run folder."
     from esper.nissa.output import make_hub
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    kw = {'preset': args.task_preset, 'time_limit': args.time_limit, 'reward_config': MORPHO_PPO_REWARD} if args.env == 'morpho' else {}
-    cfg = PPOConfig.preset(args.preset or ('morpho' if args.env == 'morpho' else 'cartpole'))
-    tel = TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False)
-    hub = make_hub(tel, out, {'env': args.env, 'n_envs': args.n_envs, 'total_steps': args.total_steps, 'seed': args.seed,
-                              **{f'ppo/{k}': v for k, v in cfg.__dict__.items()}}, f"ppo__{args.env}__{args.seed}", 0, None)
+    cfg, make_env, config = _ppo_setup(args)
+    config.update(n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed, vector=args.vector)
+    if args.resume:
+        ck = Path(args.resume); ck = ck / 'checkpoint.pt' if ck.is_dir() else ck
+        if not ck.is_file(): raise FileNotFoundError(f"no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
+        run_dir = ck.parent
+    else: run_dir = start_run_dir(args.runs_dir, ('ppo', args.task_preset if args.env == 'morpho' else args.env, args.seed), config, command='ppo')
+    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
     def log(m, step):
-        hub.log_metrics(step, m)
         if 'charts/episodic_return' in m: print(f"step {step:,}: return {m['charts/episodic_return']:.3f}, entropy {m['ppo/entropy']:.3f}, SPS {m['charts/SPS']:.0f}", flush=True)
     try:
-        res = train_ppo(make_env_fn(args.env, **kw), cfg, n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed,
-                        vector=args.vector, log_fn=log, checkpoint_path=out / 'checkpoint.pt', resume=args.resume)
+        res = train_ppo(make_env, cfg, n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed, vector=args.vector, hub=hub,
+                        log_fn=log, checkpoint_path=run_dir / 'checkpoint.pt', resume=ck if args.resume else None)
     finally: hub.close()
-    (out / 'history.json').write_text(json.dumps({'returns': res.episode_returns, 'steps': res.episode_steps, 'updates': res.history}))
+    write_json(run_dir / 'history.json', {'returns': res.episode_returns, 'steps': res.episode_steps, 'updates': res.history}, indent=None)
     print(f"mean return of the last 20 episodes {res.mean_return(20):.3f}; {res.steps:,} steps at {res.sps:.0f} SPS")
-    print(f"outputs: {out}/ (checkpoint.pt — a policy file for esper train --policy — history.json, events.jsonl)")
+    print(f"outputs: {run_dir}/ (checkpoint.pt — a policy file for esper train --policy — history.json, events.jsonl)")
     return 0
 
 def _add_ppo(sub) -> None:
     p = sub.add_parser('ppo', help='train a policy with PPO (morphogenetic env or a gymnasium env)')
     p.add_argument('--env', default='morpho', help="'morpho' or a gymnasium id such as CartPole-v1")
+    p.add_argument('--preset', help='PPO preset: tiny, default, cartpole or morpho (default: morpho or cartpole, by env)')
     p.add_argument('--task-preset', default='small', choices=sorted(PRESETS), help='run preset of the morpho env')
-    p.add_argument('--preset', choices=['tiny', 'default', 'cartpole', 'morpho'], help='PPO preset (default: by env)')
-    p.add_argument('--n-envs', type=_positive, default=2)
-    p.add_argument('--total-steps', type=_positive, default=2048)
-    p.add_argument('--vector', default='sync', choices=['sync', 'async'])
+    p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset of the morpho env (default: ppo)')
+    p.add_argument('--n-envs', type=_positive, default=2, help='environments stepped together')
+    p.add_argument('--total-steps', type=_positive, default=2048, help='environment steps over all envs')
+    p.add_argument('--vector', default='sync', choices=['sync', 'async'], help='vector env: one process, or one per env')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how the morpho env ends an episode')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'])
-    p.add_argument('--resume', help='continue from this checkpoint')
-    p.add_argument('--out', default='runs/ppo', help='output folder')
+    p.add_argument('--seed', type=int, default=0, help='seeds the networks and the environments')
+    p.add_argument('--resume', help='continue the run in this folder (or checkpoint), with the same flags')
+    _common(p); add_config_flags(p, PPOConfig); _run_flags(p, 'task'); add_config_flags(p, RewardConfig, 'reward')
     p.set_defaults(fn=cmd_ppo)
 
 # %% ../nbs/60_cli.ipynb #317d1093

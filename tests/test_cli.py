@@ -2,7 +2,7 @@
 import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
-from esper.trainer import load_checkpoint
+from esper.run import load_run_checkpoint
 
 ESPER = [sys.executable, '-m', 'esper.cli']
 
@@ -34,8 +34,56 @@ def test_sigterm_leaves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
-    ck = load_checkpoint(runs[0])
+    ck = load_run_checkpoint(runs[0]).state
     assert 3 <= ck['epoch'] < 40
     r = esper('train', '--resume', str(runs[0]), '--quiet')
     assert r.returncode == 0, r.stderr
-    assert load_checkpoint(runs[0])['epoch'] == 40
+    assert load_run_checkpoint(runs[0]).state['epoch'] == 40
+
+
+# ---------------------------------------------------------------- one source for every fact
+
+def test_every_config_field_is_a_flag_with_its_comment_as_help():
+    from esper.cli import parser
+    from esper.flags import config_flags
+    from esper.trainer import RunConfig
+    from esper.simic.ppo import PPOConfig
+    from esper.simic.iql import IQLConfig
+    from esper.simic.rewards import RewardConfig
+    sub = parser()._subparsers._group_actions[0].choices
+    helps = lambda cmd: {s: a.help for a in sub[cmd]._actions for s in a.option_strings}
+    for cmd, cls, section in [('train', RunConfig, ''), ('evaluate', RunConfig, ''), ('generate', RunConfig, ''), ('generate', RewardConfig, 'reward'),
+                              ('ppo', PPOConfig, ''), ('ppo', RunConfig, 'task'), ('ppo', RewardConfig, 'reward'), ('iql', IQLConfig, '')]:
+        skip = {'preset', 'seed'} if cmd in ('evaluate', 'generate') and cls is RunConfig else {'preset'}
+        for f in config_flags(cls, section, skip=skip):
+            h = helps(cmd)
+            assert f.option in h, (cmd, f.option)
+            assert h[f.option] != f.key.split('.')[-1].replace('_', ' '), f"{cls.__name__}.{f.key} has no comment to serve as help"
+
+def test_two_ppo_runs_leave_two_run_folders(tmp_path):
+    import torch
+    args = ['ppo', '--env', 'CartPole-v1', '--n-envs', '2', '--total-steps', '64', '--set', 'n_steps=16', '--runs-dir', str(tmp_path)]
+    for _ in range(2): assert esper(*args).returncode == 0
+    runs = sorted(tmp_path.iterdir())
+    assert len(runs) == 2 and all(r.name.startswith('ppo__CartPole-v1__0__') for r in runs)
+    for r in runs:
+        assert {'config.json', 'meta.json', 'checkpoint.pt', 'history.json'} <= {p.name for p in r.iterdir()}
+        ck = torch.load(r / 'checkpoint.pt', weights_only=True)
+        assert ck['env_spec']['env_id'] == 'CartPole-v1' and ck['config']['n_steps'] == 16
+
+def test_iql_curves_reach_an_offline_wandb_run(tmp_path):
+    from esper.nissa.output import read_wandb_run
+    eps = tmp_path / 'eps'
+    assert esper('generate', '--preset', 'tiny', '--episodes', '2', '--out', str(eps), '--runs-dir', str(tmp_path / 'runs')).returncode == 0
+    r = esper('iql', '--data', str(eps), '--preset', 'tiny', '--steps', '40', '--set', 'log_every=10', '--wandb', 'offline',
+              '--runs-dir', str(tmp_path / 'runs'), env={'WANDB_MODE': 'offline', 'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 0, r.stderr
+    run_dir = next((tmp_path / 'runs').glob('iql__eps__0__*'))
+    hist = read_wandb_run(run_dir / 'wandb')['history']
+    assert len([h for h in hist if 'iql/q_loss' in h]) == 4 and (run_dir / 'policy.pt').exists()
+
+def test_resume_refuses_config_flags(tmp_path):
+    r = esper('train', '--preset', 'tiny', '--epochs', '2', '--policy', 'static', '--runs-dir', str(tmp_path), '--quiet')
+    assert r.returncode == 0, r.stderr
+    r = esper('train', '--resume', str(next(tmp_path.iterdir())), '--epochs', '5')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'drop the config flags' in r.stderr

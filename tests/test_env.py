@@ -13,7 +13,8 @@ from esper.nissa.output import NissaHub, MemoryBackend
 from esper.simic.env import ENV_ID, MorphogeneticEnv, make_env_fn
 from esper.simic.ppo import LearnedTamiyo, PPOConfig, make_vector_env, train_ppo
 from esper.tamiyo.baselines import make_policy
-from esper.trainer import RunConfig, run
+from esper.trainer import RunConfig
+from esper.run import run
 
 torch.set_num_threads(1)
 EPOCHS = RunConfig.preset('tiny').epochs

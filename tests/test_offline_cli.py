@@ -26,14 +26,14 @@ def ok(r):
 def data(tmp_path_factory):
     "Three episodes of the default behaviour mix on the tiny task, seeded from 100."
     d = tmp_path_factory.mktemp('offline') / 'episodes'
-    r = ok(esper('generate', '--preset', 'tiny', '--episodes', 3, '--seed', 100, '--out', d))
+    r = ok(esper('generate', '--preset', 'tiny', '--episodes', 3, '--seed', 100, '--out', d, '--runs-dir', d.parent / 'runs'))
     assert 'outputs:' in r.stdout and '[3/3]' in r.stdout
     return d
 
 @pytest.fixture(scope='module')
 def policy(data):
     p = data.parent / 'iql_tiny.pt'
-    r = ok(esper('iql', '--data', data, '--preset', 'tiny', '--steps', 50, '--out', p))
+    r = ok(esper('iql', '--data', data, '--preset', 'tiny', '--steps', 50, '--out', p, '--runs-dir', data.parent / 'runs'))
     assert '18 transitions from 3 episodes' in r.stdout and str(p) in r.stdout
     return p
 
@@ -55,7 +55,7 @@ def test_generate_again_appends(data, tmp_path):
     d = tmp_path / 'eps'
     import shutil; shutil.copytree(data, d)
     before = [f.read_bytes() for f in episode_files(d)]
-    ok(esper('generate', '--preset', 'tiny', '--episodes', 1, '--seed', 200, '--behaviour', 'random', '--out', d))
+    ok(esper('generate', '--preset', 'tiny', '--episodes', 1, '--seed', 200, '--behaviour', 'random', '--out', d, '--runs-dir', tmp_path / 'runs'))
     files = episode_files(d)
     assert [f.name for f in files] == [f'ep_{i:05d}.npz' for i in range(4)]
     assert [f.read_bytes() for f in files[:3]] == before                 # old episodes untouched
@@ -68,7 +68,7 @@ def test_iql_policy_file(policy):
     assert ck['obs_dim'] == n_features(S) and ck['n_actions'] == n_actions(S)
 
 def test_cql_alpha_flag_makes_a_cql_policy(data, tmp_path):
-    ok(esper('iql', '--data', data, '--preset', 'tiny', '--steps', 10, '--cql-alpha', 0.5, '--out', tmp_path / 'c.pt'))
+    ok(esper('iql', '--data', data, '--preset', 'tiny', '--steps', 10, '--cql-alpha', 0.5, '--out', tmp_path / 'c.pt', '--runs-dir', tmp_path))
     ck = torch.load(tmp_path / 'c.pt', weights_only=True)
     assert ck['name'] == 'cql' and ck['config']['cql_alpha'] == 0.5
 

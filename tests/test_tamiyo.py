@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 os.environ.setdefault('WANDB_MODE', 'offline')
 from esper.contracts.stages import SeedStage
 from esper.contracts.actions import BLUEPRINTS, ActionOp, Decision, action_mask, decode_action, n_actions
-from esper.contracts.signals import SlotSignals, TrainingSignals
+from esper.contracts.signals import EpochMetrics, SlotSignals, TrainingSignals
 from esper.contracts.schemas import TamiyoPolicy
 from esper.tamiyo.tracker import SignalTracker, lstsq_slope
 from esper.tamiyo.heuristic import HeuristicConfig, HeuristicTamiyo
@@ -121,9 +121,11 @@ def test_random_policy_is_reproducible_and_round_trips():
 
 # --- tracker on hand-made sequences ---------------------------------------------------------------
 
+def _em(a, l, lr): return EpochMetrics(train_loss=l, train_acc=a, val_loss=l, val_acc=a, lr=lr)
+
 def _feed(tr, accs, losses=None, germ_at=()):
     losses = losses or [1 - a for a in accs]
-    return [tr.update(e, {'train/loss': l, 'train/acc': a, 'val/loss': l, 'val/acc': a}, (SlotSignals(),) * tr.n_slots,
+    return [tr.update(e, _em(a, l, tr.peak_lr), (SlotSignals(),) * tr.n_slots,
                       n_fossilized=0, n_culled=0, n_active=0, germinated=e in germ_at) for e, (a, l) in enumerate(zip(accs, losses))]
 
 def test_tracker_plateau_best_and_deltas():
@@ -149,10 +151,11 @@ def test_tracker_since_germination_and_defaults():
 
 def test_tracker_rejects_bad_input():
     tr = SignalTracker(1, 10, 0.1)
-    with pytest.raises(ValueError, match='metrics lack val/acc'):
-        tr.update(0, {'train/loss': 1, 'train/acc': .1, 'val/loss': 1}, (SlotSignals(),), n_fossilized=0, n_culled=0, n_active=0, germinated=False)
+    with pytest.raises(TypeError, match='val_acc'): EpochMetrics(train_loss=1, train_acc=.1, val_loss=1, lr=.1)
+    with pytest.raises(TypeError, match='metrics must be an EpochMetrics record, got dict'):
+        tr.update(0, {'train/loss': 1, 'train/acc': .1, 'val/loss': 1, 'val/acc': .1}, (SlotSignals(),), n_fossilized=0, n_culled=0, n_active=0, germinated=False)
     with pytest.raises(ValueError, match='expected 1 slot signals, got 2'):
-        tr.update(0, {'train/loss': 1, 'train/acc': .1, 'val/loss': 1, 'val/acc': .1}, (SlotSignals(),) * 2,
+        tr.update(0, _em(.1, 1, .1), (SlotSignals(),) * 2,
                   n_fossilized=0, n_culled=0, n_active=0, germinated=False)
 
 @settings(max_examples=50, deadline=None)
@@ -162,6 +165,6 @@ def test_tracker_resume_matches_an_uninterrupted_run(accs, cut):
     whole = _feed(SignalTracker(1, 30, 0.1), accs, germ_at=(1,))
     first = SignalTracker(1, 30, 0.1); _feed(first, accs[:cut], germ_at=(1,))
     resumed = SignalTracker(1, 30, 0.1); resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
-    rest = [resumed.update(e, {'train/loss': 1 - a, 'train/acc': a, 'val/loss': 1 - a, 'val/acc': a}, (SlotSignals(),),
+    rest = [resumed.update(e, _em(a, 1 - a, 0.1), (SlotSignals(),),
                            n_fossilized=0, n_culled=0, n_active=0, germinated=e == 1) for e, a in enumerate(accs) if e >= cut]
     assert rest == whole[cut:]

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from esper.contracts.stages import SeedStage
 from esper.contracts.schemas import TelemetryEventType as ET
-from esper.trainer import RunConfig, Trainer, run, load_checkpoint, atomic_save
+from esper.trainer import RunConfig, Trainer
+from esper.run import run, resume, load_run_checkpoint
 from esper.tamiyo.baselines import make_policy
 from esper.nissa.output import NissaHub, MemoryBackend
 
@@ -62,7 +63,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     full = run(TINY, make_policy('random', seed=5), runs_root=tmp_path / 'a')
     part = run(TINY, InterruptAfter(make_policy('random', seed=5), 3), runs_root=tmp_path / 'b')
     assert part.interrupted and len(part.history) == 2  # the third epoch was stopped mid-way and is redone
-    resumed = run(TINY, make_policy('random', seed=5), resume=part.run_dir)
+    resumed = resume(part.run_dir, make_policy('random', seed=5))
     assert strip_time(resumed.history) == strip_time(full.history)
     assert resumed.test_acc == full.test_acc
     assert [r['history'] for r in resumed.field_reports] == [r['history'] for r in full.field_reports]
@@ -88,10 +89,49 @@ def test_host_divergence_without_a_seed_is_a_clear_error():
 
 def test_tampered_checkpoint_is_refused(tmp_path):
     res = run(TINY, make_policy('static'), runs_root=tmp_path)
-    ck = load_checkpoint(res.run_dir)
+    ck = load_run_checkpoint(res.run_dir).state
     class Evil:
         def __reduce__(self): return (os.system, ('touch ' + str(tmp_path / 'pwned'),))
     ck['history'] = Evil()
     torch.save(ck, Path(res.run_dir) / 'checkpoint.pt')
-    with pytest.raises(ValueError, match='refusing checkpoint'): load_checkpoint(res.run_dir)
+    with pytest.raises(ValueError, match='refusing run checkpoint'): load_run_checkpoint(res.run_dir)
     assert not (tmp_path / 'pwned').exists()
+
+# ---------------------------------------------------------------- one source for every fact
+
+def test_g2_refuses_a_seed_whose_live_loss_is_not_finite():
+    "In a real run the counterfactual pass records the seed's loss as if live, so G2's loss check can fail."
+    tr = Trainer(TINY, NissaHub([MemoryBackend()])); tr.reset()
+    tr.step(1); tr.step(5)                              # germinate, then TRAINING
+    s = tr.model.slots[0]
+    assert s.stage == SeedStage.TRAINING and math.isfinite(s.metrics.train_loss)
+    with torch.no_grad(): s.seed.f[1].running_mean.fill_(float('nan'))  # eval-mode output NaN; training (batch stats) fine
+    tr.step(0)
+    assert math.isnan(s.metrics.train_loss)
+    r = tr.step(5)                                      # ask to blend
+    assert s.stage == SeedStage.TRAINING and 'loss_finite' in r.gate
+    assert any(e.type == ET.GATE_FAILED and 'loss_finite' in e.data['failed'] for e in tr.hub.memory.events)
+
+def test_events_hold_one_event_per_slot_transition(tmp_path):
+    from esper.nissa.output import read_jsonl
+    res = run(TINY, make_policy('periodic', every=1), runs_root=tmp_path)
+    ev = [e for e in read_jsonl(Path(res.run_dir) / 'events.jsonl') if e['type'].startswith('seed_')]
+    assert ev and all('from' in e['data'] and 'to' in e['data'] for e in ev)
+    for slot in {e['slot'] for e in ev}:  # per slot the transitions chain: each starts where the last one ended
+        chain = [(e['data']['from'], e['data']['to']) for e in ev if e['slot'] == slot]
+        assert chain[0][0] == 'DORMANT' and all(a[1] == b[0] for a, b in zip(chain, chain[1:])), chain
+    assert len({(e['epoch'], e['slot'], e['data']['from'], e['data']['to']) for e in ev}) == len(ev)
+
+def test_custom_telemetry_reaches_the_diagnostics():
+    from esper.nissa.config import TelemetryConfig
+    tel = TelemetryConfig.from_profile('standard', grad_every=0, per_class=False, console=False, wandb_mode='disabled')
+    res = run(TINY, make_policy('static'), NissaHub([MemoryBackend()]), save=False, telemetry=tel)
+    assert not [k for h in res.history for k in h if k.startswith('grad/') or k.startswith('val/class')]
+
+def test_isolation_monitor_reports_a_broken_incubator(monkeypatch):
+    "Diagnostic profile: a seed fed host features that are still attached to the graph is an ISOLATION_VIOLATION."
+    import esper.kasmina.slot as slot_mod
+    monkeypatch.setattr(slot_mod, 'incubator_forward', lambda h, seed: h + 0 * seed(h))  # leaks the host graph into the seed
+    tr = Trainer(RunConfig.preset('tiny', telemetry='diagnostic'), NissaHub([MemoryBackend()])); tr.reset()
+    tr.step(1); tr.step(5); tr.step(0)
+    assert any(e.type == ET.ISOLATION_VIOLATION for e in tr.hub.memory.events)

@@ -13,7 +13,8 @@ from .stages import SeedStage
 from .actions import BLUEPRINTS
 
 # %% auto #0
-__all__ = ['FEATURES', 'SLOT_FEATURES', 'Feature', 'n_features', 'feature_names', 'SlotSignals', 'TrainingSignals']
+__all__ = ['FEATURES', 'SLOT_FEATURES', 'Feature', 'n_features', 'feature_names', 'SlotSignals', 'TrainingSignals',
+           'EpochMetrics']
 
 # %% ../../nbs/02_contracts.signals.ipynb #a2ade05c
 class Feature(NamedTuple):
@@ -141,3 +142,26 @@ class TrainingSignals:
     def to_numpy(self) -> np.ndarray:
         "The observation as a float32 numpy vector (the gymnasium observation)."
         return np.array(self.values(), dtype=np.float32)
+
+# %% ../../nbs/02_contracts.signals.ipynb #bd93f9ca
+@dataclass(frozen=True, slots=True)
+class EpochMetrics:
+    "What the trainer measured in one epoch, in natural units; the input of `SignalTracker.update`."
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float                           # the host's learning rate at the end of the epoch
+    grad_norm: float|None = None        # mean host gradient norm; None when no step was sampled (read as 1)
+    grad_health: float|None = None      # gradient health in [0, 1]; None when not sampled (read as 1)
+    worst_class_acc: float|None = None  # None when per-class accuracy is off (read as val_acc)
+    param_ratio: float = 1.             # params / host params
+    flops_ratio: float = 1.             # FLOPs per sample / host FLOPs per sample
+
+    def signal_fields(self) -> dict[str, float]:
+        "The `TrainingSignals` fields this record sets, with unmeasured values read as neutral."
+        return dict(train_loss=self.train_loss, train_acc=self.train_acc, val_loss=self.val_loss, val_acc=self.val_acc,
+                    lr=self.lr, grad_norm=1. if self.grad_norm is None else self.grad_norm,
+                    grad_health=1. if self.grad_health is None else self.grad_health,
+                    worst_class_acc=self.val_acc if self.worst_class_acc is None else self.worst_class_acc,
+                    param_ratio=self.param_ratio, flops_ratio=self.flops_ratio)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import gymnasium as gym
+from fastcore.basics import patch
 from ..contracts.actions import action_mask, action_names, n_actions
 from ..contracts.signals import TrainingSignals, n_features
 from ..trainer import RunConfig, Trainer
@@ -57,7 +58,8 @@ class MorphogeneticEnv(gym.Env):
                 'params': t.model.param_count(), 'param_ratio': s.param_ratio, 'run_seed': t.config.seed, **extra}
 
 # %% ../../nbs/52_simic.env.ipynb #cafa6bac
-def _reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None) -> tuple[np.ndarray, dict]:
+@patch
+def reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None) -> tuple[np.ndarray, dict]:
     "Start a fresh run (seeded from `seed`, or `options['run_seed']`); returns `(obs, info)`."
     super(MorphogeneticEnv, self).reset(seed=seed)
     run_seed = (options or {}).get('run_seed')
@@ -67,26 +69,23 @@ def _reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None)
     obs, clipped = observe(self.signals)
     return obs, self._info(obs_clipped=clipped)
 
-MorphogeneticEnv.reset = _reset
-
 # %% ../../nbs/52_simic.env.ipynb #456b0da2
-def _step(self:MorphogeneticEnv, action:int) -> tuple[np.ndarray, float, bool, bool, dict]:
+@patch
+def step(self:MorphogeneticEnv, action:int) -> tuple[np.ndarray, float, bool, bool, dict]:
     "Play one epoch with `action`; returns `(obs, reward, terminated, truncated, info)` (the epoch limit ends by `time_limit`)."
     if self.trainer is None or self.trainer.done: raise RuntimeError("no run in progress: call reset() first (an episode ends by truncation at the epoch limit)")
     n = self.action_space.n
     if np.ndim(action) != 0 or not 0 <= int(action) < n: raise ValueError(f"action {action!r} is not in Discrete({n}): expected an int in 0..{n - 1}")
     prev = self.signals
-    self.signals = self.trainer.step(int(action), strict=False)
-    invalid, truncated = bool(self.trainer.last_info['invalid_action']), self.trainer.done
+    r = self.trainer.step(int(action), strict=False)
+    self.signals, invalid, truncated = r.signals, r.invalid_action, self.trainer.done
     _, parts = compute_reward(prev, self.signals, terminal=truncated, config=self.reward_config)
     parts['invalid_action'] = -self.invalid_penalty if invalid else 0.
     obs, clipped = observe(self.signals)
     info = self._info(reward_components=parts, invalid_action=invalid, obs_clipped=clipped,
-                      gate=self.trainer.last_info.get('gate'))
+                      gate=r.gate)
     end = self.time_limit == 'terminate' and truncated
     return obs, float(sum(parts.values())), end, truncated and not end, info
-
-MorphogeneticEnv.step = _step
 
 # %% ../../nbs/52_simic.env.ipynb #836d56aa
 if ENV_ID not in gym.registry: gym.register(ENV_ID, entry_point='esper.simic.env:MorphogeneticEnv')

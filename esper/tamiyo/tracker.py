@@ -6,16 +6,13 @@
 from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
-from ..contracts.signals import SlotSignals, TrainingSignals
+from ..io import jsonable
+from ..contracts.signals import EpochMetrics, SlotSignals, TrainingSignals
 
 # %% auto #0
-__all__ = ['REQUIRED_METRICS', 'OPTIONAL_METRICS', 'lstsq_slope', 'SignalTracker']
+__all__ = ['lstsq_slope', 'SignalTracker']
 
 # %% ../../nbs/30_tamiyo.tracker.ipynb #5c711e98
-REQUIRED_METRICS: tuple[str, ...] = ('train/loss', 'train/acc', 'val/loss', 'val/acc')
-OPTIONAL_METRICS: tuple[str, ...] = ('lr/host', 'grad/norm', 'grad/health', 'val/worst_class_acc',
-                                     'model/param_ratio', 'model/flops_ratio')
-
 def lstsq_slope(ys:Sequence[float], # values at x = 0, 1, 2, ...
                ) -> float:
     "Least-squares slope of `ys` against their index (0 for fewer than two points)."
@@ -25,19 +22,8 @@ def lstsq_slope(ys:Sequence[float], # values at x = 0, 1, 2, ...
     return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
 
 # %% ../../nbs/30_tamiyo.tracker.ipynb #6a4b9a37
-def _metrics(m:Mapping[str, float], peak_lr:float) -> dict[str, float]:
-    missing = [k for k in REQUIRED_METRICS if k not in m]
-    if missing: raise ValueError(f"metrics lack {', '.join(missing)}; required keys: {', '.join(REQUIRED_METRICS)}")
-    g = lambda k, d: float(m.get(k, d))
-    return dict(train_loss=g('train/loss', 0), train_acc=g('train/acc', 0), val_loss=g('val/loss', 0), val_acc=g('val/acc', 0),
-                lr=g('lr/host', peak_lr), grad_norm=g('grad/norm', 1.), grad_health=g('grad/health', 1.),
-                worst_class_acc=g('val/worst_class_acc', m['val/acc']), param_ratio=g('model/param_ratio', 1.),
-                flops_ratio=g('model/flops_ratio', 1.))
-
 _STATE = ('last_epoch', 'best', 'plateau_ref', 'plateau', 'prev_acc', 'prev_loss', 'recent', 'last_germination')
 _CONFIG = ('n_slots', 'max_epochs', 'peak_lr', 'min_delta', 'window')
-
-def _json_float(x): return None if isinstance(x, float) and math.isinf(x) else x
 
 class SignalTracker:
     "Keeps the memory of a run (best, plateau, trend, germinations) and builds `TrainingSignals`."
@@ -62,7 +48,7 @@ class SignalTracker:
         self.last_germination: int|None = None
 
     def update(self, epoch:int, # the epoch just finished (must increase)
-               metrics:Mapping[str, float], # this epoch's metrics, keyed as in `REQUIRED_METRICS` / `OPTIONAL_METRICS`
+               metrics:EpochMetrics, # what the trainer measured this epoch
                slots:Sequence[SlotSignals], # one per slot, in slot order
                *, n_fossilized:int, n_culled:int, n_active:int, # counts over the run / now
                germinated:bool, # a seed was germinated since the last update
@@ -71,8 +57,8 @@ class SignalTracker:
         if len(slots) != self.n_slots: raise ValueError(f"expected {self.n_slots} slot signals, got {len(slots)}")
         if self.last_epoch is not None and epoch <= self.last_epoch:
             raise ValueError(f"epochs must increase: got {epoch} after {self.last_epoch}")
-        m = _metrics(metrics, self.peak_lr)
-        acc, loss = m['val_acc'], m['val_loss']
+        if not isinstance(metrics, EpochMetrics): raise TypeError(f"metrics must be an EpochMetrics record, got {type(metrics).__name__}")
+        acc, loss = metrics.val_acc, metrics.val_loss
         if germinated: self.last_germination = epoch
         if acc > self.plateau_ref + self.min_delta: self.plateau_ref, self.plateau = acc, 0
         elif self.last_epoch is not None: self.plateau += 1
@@ -85,11 +71,11 @@ class SignalTracker:
         return TrainingSignals(epoch=epoch, max_epochs=self.max_epochs, best_val_acc=self.best, val_acc_delta=d_acc,
                                val_loss_delta=d_loss, plateau_epochs=self.plateau, val_acc_trend=lstsq_slope(self.recent),
                                peak_lr=self.peak_lr, n_fossilized=n_fossilized, n_culled=n_culled, n_active=n_active,
-                               since_germination=since, slots=tuple(slots), **m)
+                               since_germination=since, slots=tuple(slots), **metrics.signal_fields())
 
     def state_dict(self) -> dict[str, Any]:
         "The tracker's configuration and memory as a JSON-able dict (for checkpoints)."
-        return {k: _json_float(getattr(self, k)) for k in _CONFIG + _STATE} | {'recent': list(self.recent)}
+        return jsonable({k: getattr(self, k) for k in _CONFIG + _STATE})
 
     def load_state_dict(self, state:Mapping[str, Any]) -> None:
         "Restore the memory saved by `state_dict` (the configuration must match)."
