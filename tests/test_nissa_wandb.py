@@ -102,3 +102,24 @@ def test_train_iql_logs_its_curves_to_an_offline_wandb_run(wandb_env):
     assert [round(r['iql/q_loss'], 5) for r in rows] == [round(h['iql/q_loss'], 5) for h in res.history]
     assert {'iql/v_loss', 'iql/policy_loss', 'iql/mean_q', 'charts/updates_per_s'} <= set(rows[0])
     assert [e['type'] for e in read_jsonl(wandb_env / 'iql' / 'events.jsonl')] == ['iql_update'] * 3
+
+def test_reader_waits_out_a_torn_last_record(wandb_env):
+    "read_wandb_run while the W&B service is mid-write: a torn last record is read again, not an error."
+    import shutil, threading
+    from esper.nissa.output import read_wandb_records
+    wb = WandbBackend(TelemetryConfig(wandb_mode='offline'), {'lr': 0.1}, 'torn', wandb_env / 'full')
+    for ep in range(3): wb.emit(TelemetryEvent(T.EPOCH_COMPLETED, ep, data={'val/acc': 0.5 + ep / 10}))
+    wb.close()
+    full = next((wandb_env / 'full').rglob('run-*.wandb'))
+    read_wandb_run(full)                                      # finished: the file is complete
+    data, live = full.read_bytes(), wandb_env / 'live' / 'run-torn.wandb'
+    live.parent.mkdir()
+    def torn(cut):
+        live.write_bytes(data[:cut])
+        try: read_wandb_records(live); return False
+        except ValueError: return False
+        except Exception: return True
+    cut = next(c for c in range(len(data) - 8, 64, -7) if torn(c))   # a cut inside a record's payload
+    threading.Timer(0.5, lambda: shutil.copyfile(full, live)).start()  # the service finishes writing
+    got = read_wandb_run(live, wait_s=10)
+    assert got['finished'] and [round(h['val/acc'], 6) for h in got['history'] if 'val/acc' in h] == [0.5, 0.6, 0.7]

@@ -15,7 +15,7 @@ from .config import TelemetryConfig
 
 # %% auto #0
 __all__ = ['KEYS', 'LIFECYCLE_EVENTS', 'METRIC_EVENTS', 'STAGE_TABLE_COLUMNS', 'key_matches', 'key_pattern', 'keys_table',
-           'stage_after', 'NissaHub', 'MemoryBackend', 'JsonlBackend', 'read_jsonl', 'ConsoleBackend',
+           'stage_after', 'NissaHub', 'MemoryBackend', 'read_jsonl', 'JsonlBackend', 'ConsoleBackend',
            'resolve_wandb_mode', 'WandbBackend', 'read_wandb_records', 'read_wandb_run', 'make_hub']
 
 # %% ../../nbs/22_nissa.output.ipynb #6d753cb3
@@ -186,6 +186,16 @@ def _trim_partial_line(path:Path):
         f.seek(0); data = f.read()
         f.truncate(data.rfind(b'\n') + 1)
 
+# %% ../../nbs/22_nissa.output.ipynb #09916475
+def read_jsonl(path:str|Path, # the live file; rotated files are path.1, path.2, …
+               rotated:bool=False, # also read the rotated files, oldest first
+              ) -> list[dict]:
+    "Every event in a JSONL log as dicts, in the order written."
+    path = Path(path)
+    files = sorted(path.parent.glob(path.name + '.*'), key=lambda p: -int(p.suffix[1:])) if rotated else []
+    return [json.loads(l) for f in [*files, path] if f.exists() for l in f.read_text().splitlines() if l]
+
+# %% ../../nbs/22_nissa.output.ipynb #d3beb5dc
 class JsonlBackend:
     "Appends events as strict JSON lines; crash-safe, rotating at `max_bytes`, rate-limiting metric events."
     def __init__(self, path:str|Path, # e.g. runs/<run>/events.jsonl
@@ -234,19 +244,12 @@ class JsonlBackend:
         if self._pending is not None: self._write(self._pending); self.dropped -= 1; self._pending = None
         os.fsync(self._fd); os.close(self._fd); self._fd = None
 
-def read_jsonl(path:str|Path, # the live file; rotated files are path.1, path.2, …
-               rotated:bool=False, # also read the rotated files, oldest first
-              ) -> list[dict]:
-    "Every event in a JSONL log as dicts, in the order written."
-    path = Path(path)
-    files = sorted(path.parent.glob(path.name + '.*'), key=lambda p: -int(p.suffix[1:])) if rotated else []
-    return [json.loads(l) for f in [*files, path] if f.exists() for l in f.read_text().splitlines() if l]
-
 # %% ../../nbs/22_nissa.output.ipynb #a3181b88
 def _bar(frac:float, width:int=24) -> str:
     n = int(round(max(0., min(1., frac)) * width))
     return '#' * n + '-' * (width - n)
 
+# %% ../../nbs/22_nissa.output.ipynb #0863cf5b
 class ConsoleBackend:
     "A live progress bar and stage table on a terminal; quiet when the stream is not a TTY."
     def __init__(self, n_slots:int, # slots to show in the stage table
@@ -322,6 +325,7 @@ def _init_budget(timeout_s:float) -> float:
     "The `init_timeout` handed to W&B: half the bound, leaving the other half for its overhead and the offline init."
     return max(1., timeout_s / 2)
 
+# %% ../../nbs/22_nissa.output.ipynb #260b179e
 class WandbBackend:
     "Logs metrics and the seed lifecycle to W&B; an unreachable server falls back to offline, never hangs."
     def __init__(self, config:TelemetryConfig, # mode, project, entity, init timeout
@@ -391,6 +395,7 @@ def read_wandb_records(path:str|Path, # a run-*.wandb file
         if kind in (1, 4): r = pb.Record(); r.ParseFromString(buf); out.append(r)
     return out
 
+# %% ../../nbs/22_nissa.output.ipynb #0f5eabc4
 def _put(d:dict, items) -> dict:
     "Set each item's JSON value in `d`, nesting along `nested_key` (a table logs `key → {'_type': …}`)."
     for it in items:
@@ -405,7 +410,11 @@ def _finished_records(path:Path, wait_s:float) -> list:
     "The records of `path` once its `exit` record is there (the W&B service may still be writing after `finish`)."
     deadline = time.monotonic() + wait_s
     while True:
-        recs = read_wandb_records(path)
+        try: recs = read_wandb_records(path)
+        except ValueError: raise                  # not a W&B file at all
+        except Exception:                         # a torn last record (protobuf DecodeError): still being written
+            if time.monotonic() > deadline: raise
+            recs = []
         if any(r.WhichOneof('record_type') == 'exit' for r in recs) or time.monotonic() > deadline: return recs
         time.sleep(0.1)
 

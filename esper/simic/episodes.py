@@ -152,6 +152,46 @@ def episode_files(path:str|Path) -> list[Path]:
     "The finished episode files in directory `path`, in episode order (temporary files are ignored)."
     return sorted((p for p in Path(path).iterdir() if _EP.match(p.name)), key=lambda p: int(_EP.match(p.name)[1]))
 
+# %% ../../nbs/55_simic.episodes.ipynb #84983609
+def _read_meta(path:Path) -> dict:
+    "Read and check `meta.json`."
+    try: meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable meta.json ({e})") from None
+    if not isinstance(meta, dict) or meta.get('format') != FORMAT:
+        raise ValueError(f"{path}: not an Esper episode index (expected format {FORMAT!r})")
+    return meta
+
+def _read_episode(path:Path, obs_dim:int, n_actions:int) -> dict[str, np.ndarray]:
+    "Load one episode file without pickle and validate it."
+    try:
+        with np.load(path, allow_pickle=False) as z: ep = {k: z[k] for k in z.files}
+    except ValueError as e:
+        if 'Object arrays' in str(e): raise ValueError(f"{path}: holds an object (pickled) array; episode files must be plain numeric/string arrays") from None
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    except Exception as e: raise ValueError(f"{path}: not a readable .npz file, corrupted or truncated ({type(e).__name__}: {e})") from None
+    _validate(ep, path, obs_dim, n_actions)
+    return ep
+
+def _validate(ep:dict, path, obs_dim:int, n_actions:int) -> None:
+    "Raise a one-line `ValueError` naming `path` if `ep` is not a well-formed episode."
+    missing = [k for k in REQUIRED_KEYS if k not in ep]
+    if missing: raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
+    T = len(ep['actions'])
+    def bad(msg): return ValueError(f"{path}: {msg}")
+    if T == 0: raise bad("empty episode (0 steps)")
+    for k, shape in (('obs', (T, obs_dim)), ('next_obs', (T, obs_dim)), ('masks', (T, n_actions)), ('next_masks', (T, n_actions)),
+                     ('actions', (T,)), ('rewards', (T,)), ('terminated', (T,)), ('truncated', (T,)),
+                     ('reward_components', (T, len(ep['component_names'])))):
+        if ep[k].shape != shape:
+            what = 'feature dimension' if k.endswith('obs') else 'mask shape' if 'mask' in k else 'shape'
+            raise bad(f"{k} {what} {ep[k].shape}, expected {shape} (obs_dim={obs_dim}, n_actions={n_actions}, {T} steps)")
+    if not np.issubdtype(ep['actions'].dtype, np.integer): raise bad(f"actions have dtype {ep['actions'].dtype}, expected integers")
+    a = ep['actions']
+    if a.min() < 0 or a.max() >= n_actions: raise bad(f"action {a.max() if a.max() >= n_actions else a.min()} out of range 0..{n_actions - 1}")
+    if not ep['masks'].astype(bool)[np.arange(T), a].all(): raise bad(f"action at step {int(np.argmin(ep['masks'].astype(bool)[np.arange(T), a]))} was masked out")
+    for k in ('obs', 'next_obs', 'rewards', 'reward_components'):
+        if not np.issubdtype(ep[k].dtype, np.number) or not np.isfinite(ep[k]).all(): raise bad(f"{k} holds non-finite or non-numeric values")
+
 # %% ../../nbs/55_simic.episodes.ipynb #a51fb57e
 class EpisodeWriter:
     "Appends episodes to a directory as `ep_XXXXX.npz` files plus a `meta.json`, each written atomically."
@@ -192,46 +232,6 @@ class EpisodeWriter:
 def _summary(name:str, ep:dict) -> dict:
     return dict(file=name, n_steps=int(len(ep['actions'])), ret=float(ep['rewards'].sum()), policy=str(ep['policy']),
                 config_hash=str(ep['config_hash']), terminated=bool(ep['terminated'][-1]))
-
-# %% ../../nbs/55_simic.episodes.ipynb #84983609
-def _read_meta(path:Path) -> dict:
-    "Read and check `meta.json`."
-    try: meta = json.loads(path.read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable meta.json ({e})") from None
-    if not isinstance(meta, dict) or meta.get('format') != FORMAT:
-        raise ValueError(f"{path}: not an Esper episode index (expected format {FORMAT!r})")
-    return meta
-
-def _read_episode(path:Path, obs_dim:int, n_actions:int) -> dict[str, np.ndarray]:
-    "Load one episode file without pickle and validate it."
-    try:
-        with np.load(path, allow_pickle=False) as z: ep = {k: z[k] for k in z.files}
-    except ValueError as e:
-        if 'Object arrays' in str(e): raise ValueError(f"{path}: holds an object (pickled) array; episode files must be plain numeric/string arrays") from None
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
-    except Exception as e: raise ValueError(f"{path}: not a readable .npz file, corrupted or truncated ({type(e).__name__}: {e})") from None
-    _validate(ep, path, obs_dim, n_actions)
-    return ep
-
-def _validate(ep:dict, path, obs_dim:int, n_actions:int) -> None:
-    "Raise a one-line `ValueError` naming `path` if `ep` is not a well-formed episode."
-    missing = [k for k in REQUIRED_KEYS if k not in ep]
-    if missing: raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
-    T = len(ep['actions'])
-    def bad(msg): return ValueError(f"{path}: {msg}")
-    if T == 0: raise bad("empty episode (0 steps)")
-    for k, shape in (('obs', (T, obs_dim)), ('next_obs', (T, obs_dim)), ('masks', (T, n_actions)), ('next_masks', (T, n_actions)),
-                     ('actions', (T,)), ('rewards', (T,)), ('terminated', (T,)), ('truncated', (T,)),
-                     ('reward_components', (T, len(ep['component_names'])))):
-        if ep[k].shape != shape:
-            what = 'feature dimension' if k.endswith('obs') else 'mask shape' if 'mask' in k else 'shape'
-            raise bad(f"{k} {what} {ep[k].shape}, expected {shape} (obs_dim={obs_dim}, n_actions={n_actions}, {T} steps)")
-    if not np.issubdtype(ep['actions'].dtype, np.integer): raise bad(f"actions have dtype {ep['actions'].dtype}, expected integers")
-    a = ep['actions']
-    if a.min() < 0 or a.max() >= n_actions: raise bad(f"action {a.max() if a.max() >= n_actions else a.min()} out of range 0..{n_actions - 1}")
-    if not ep['masks'].astype(bool)[np.arange(T), a].all(): raise bad(f"action at step {int(np.argmin(ep['masks'].astype(bool)[np.arange(T), a]))} was masked out")
-    for k in ('obs', 'next_obs', 'rewards', 'reward_components'):
-        if not np.issubdtype(ep[k].dtype, np.number) or not np.isfinite(ep[k]).all(): raise bad(f"{k} holds non-finite or non-numeric values")
 
 # %% ../../nbs/55_simic.episodes.ipynb #e48bece8
 def _mask(info:dict, n:int) -> np.ndarray:

@@ -50,7 +50,9 @@ def layer_init(layer:nn.Linear, # the layer to initialise in place
     nn.init.orthogonal_(layer.weight, std); nn.init.constant_(layer.bias, bias)
     return layer
 
+# %% ../../nbs/53_simic.networks.ipynb #b9154bbc
 def _mlp(n_in:int, hidden:tuple[int, ...], n_out:int, out_gain:float) -> nn.Sequential:
+    "A tanh MLP `n_in → hidden… → n_out` of `layer_init` layers, the last with gain `out_gain`."
     dims, layers = (n_in, *hidden), []
     for a, b in zip(dims, dims[1:]): layers += [layer_init(nn.Linear(a, b)), nn.Tanh()]
     return nn.Sequential(*layers, layer_init(nn.Linear(dims[-1], n_out), out_gain))

@@ -133,6 +133,7 @@ class PPOConfig:
         if name not in _PRESETS: raise ValueError(f"unknown PPO preset {name!r}: expected one of {', '.join(_PRESETS)}")
         return cls(**{**_PRESETS[name], **overrides})
 
+# %% ../../nbs/54_simic.ppo.ipynb #27afe909
 _PRESETS: dict[str, dict[str, Any]] = {
     'default': {},
     'tiny': dict(lr=1e-3, n_steps=16, n_minibatches=2, update_epochs=4, hidden=(32, 32), checkpoint_every=1),
