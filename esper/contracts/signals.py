@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from fastcore.basics import patch
 import numpy as np
 import torch
 from .stages import SeedStage
@@ -22,6 +23,7 @@ class Feature(NamedTuple):
     name: str
     scaling: str
 
+# %% ../../nbs/02_contracts.signals.ipynb #c7277e0b
 FEATURES: tuple[Feature, ...] = (
     Feature('epoch_frac', 'epoch / max_epochs'),
     Feature('train_loss', 'min(train_loss, 5) / 5'),
@@ -47,6 +49,7 @@ FEATURES: tuple[Feature, ...] = (
 )
 "The 21 global features, in vector order."
 
+# %% ../../nbs/02_contracts.signals.ipynb #3685526b
 SLOT_FEATURES: tuple[Feature, ...] = (
     Feature('stage', 'SeedStage value / 10'),
     Feature('alpha', 'blend weight in [0, 1]'),
@@ -57,20 +60,23 @@ SLOT_FEATURES: tuple[Feature, ...] = (
 )
 "The 6 features of each slot, repeated per slot after the global ones."
 
+# %% ../../nbs/02_contracts.signals.ipynb #43ed16b7
 def n_features(n_slots:int) -> int:
     "Length of the observation vector for `n_slots` slots."
     return len(FEATURES) + len(SLOT_FEATURES) * n_slots
 
+# %% ../../nbs/02_contracts.signals.ipynb #632c4d07
 def feature_names(n_slots:int) -> list[str]:
     "Names of all features in vector order; slot features are suffixed `@i`."
     return [f.name for f in FEATURES] + [f"{f.name}@{i}" for i in range(n_slots) for f in SLOT_FEATURES]
 
-# %% ../../nbs/02_contracts.signals.ipynb #c7277e0b
+# %% ../../nbs/02_contracts.signals.ipynb #e55bbaf2
 def _clip(x:float, lo:float=-1., hi:float=1.) -> float: return lo if x < lo else hi if x > hi else x
 def _log(x:float, base_log:float) -> float: return math.log(x) / base_log if x > 0 else -math.inf
 _LN2, _LN10 = math.log(2), math.log(10)
 _BP_INDEX = {b: (i + 1) / len(BLUEPRINTS) for i, b in enumerate(BLUEPRINTS)}
 
+# %% ../../nbs/02_contracts.signals.ipynb #64bc748d
 @dataclass(frozen=True, slots=True)
 class SlotSignals:
     "What a policy sees of one slot, in natural units."
@@ -86,7 +92,7 @@ class SlotSignals:
         return (self.stage / 10, self.alpha, _clip(10 * self.contribution), min(self.epochs_in_stage, 10) / 10,
                 min(self.param_frac, 2.) / 2, _BP_INDEX.get(self.blueprint, 0.))
 
-# %% ../../nbs/02_contracts.signals.ipynb #3685526b
+# %% ../../nbs/02_contracts.signals.ipynb #1003900e
 @dataclass(frozen=True, slots=True)
 class TrainingSignals:
     "A snapshot of the run at the end of an epoch, in natural units; `to_tensor()` scales it."
@@ -120,28 +126,34 @@ class TrainingSignals:
     @property
     def stages(self) -> tuple[SeedStage, ...]: return tuple(s.stage for s in self.slots)
 
-    def values(self) -> list[float]:
-        "All scaled features as a list of floats, in `feature_names` order."
-        S = len(self.slots)
-        v = [self.epoch / self.max_epochs, min(self.train_loss, 5.) / 5, min(self.val_loss, 5.) / 5,
-             self.train_acc, self.val_acc, self.best_val_acc, _clip(10 * self.val_acc_delta),
-             _clip(self.val_loss_delta), min(self.plateau_epochs, 10) / 10, _clip(10 * self.val_acc_trend),
-             _clip(5 * (self.train_acc - self.val_acc)), self.lr / self.peak_lr,
-             _clip(_log(self.grad_norm, _LN10) / 3), self.grad_health,
-             _clip(_log(self.param_ratio, _LN2) / 2), _clip(_log(self.flops_ratio, _LN2) / 2),
-             self.n_fossilized / S, min(self.n_culled, 10) / 10, self.n_active / S,
-             1. if self.since_germination is None else min(self.since_germination, 20) / 20, self.worst_class_acc]
-        for s in self.slots: v.extend(s.values())
-        return v
+# %% ../../nbs/02_contracts.signals.ipynb #1888c031
+@patch
+def values(self:TrainingSignals) -> list[float]:
+    "All scaled features as a list of floats, in `feature_names` order."
+    S = len(self.slots)
+    v = [self.epoch / self.max_epochs, min(self.train_loss, 5.) / 5, min(self.val_loss, 5.) / 5,
+         self.train_acc, self.val_acc, self.best_val_acc, _clip(10 * self.val_acc_delta),
+         _clip(self.val_loss_delta), min(self.plateau_epochs, 10) / 10, _clip(10 * self.val_acc_trend),
+         _clip(5 * (self.train_acc - self.val_acc)), self.lr / self.peak_lr,
+         _clip(_log(self.grad_norm, _LN10) / 3), self.grad_health,
+         _clip(_log(self.param_ratio, _LN2) / 2), _clip(_log(self.flops_ratio, _LN2) / 2),
+         self.n_fossilized / S, min(self.n_culled, 10) / 10, self.n_active / S,
+         1. if self.since_germination is None else min(self.since_germination, 20) / 20, self.worst_class_acc]
+    for s in self.slots: v.extend(s.values())
+    return v
 
-    def to_tensor(self, out:torch.Tensor|None=None) -> torch.Tensor:
-        "The observation as a float32 vector; pass `out` to fill a preallocated buffer instead."
-        x = torch.from_numpy(self.to_numpy())  # via numpy: about twice as fast as torch.tensor(list)
-        return x if out is None else out.copy_(x)
+# %% ../../nbs/02_contracts.signals.ipynb #fd43d892
+@patch
+def to_numpy(self:TrainingSignals) -> np.ndarray:
+    "The observation as a float32 numpy vector (the gymnasium observation)."
+    return np.array(self.values(), dtype=np.float32)
 
-    def to_numpy(self) -> np.ndarray:
-        "The observation as a float32 numpy vector (the gymnasium observation)."
-        return np.array(self.values(), dtype=np.float32)
+# %% ../../nbs/02_contracts.signals.ipynb #da8249f9
+@patch
+def to_tensor(self:TrainingSignals, out:torch.Tensor|None=None) -> torch.Tensor:
+    "The observation as a float32 vector; pass `out` to fill a preallocated buffer instead."
+    x = torch.from_numpy(self.to_numpy())  # via numpy: about twice as fast as torch.tensor(list)
+    return x if out is None else out.copy_(x)
 
 # %% ../../nbs/02_contracts.signals.ipynb #bd93f9ca
 @dataclass(frozen=True, slots=True)
