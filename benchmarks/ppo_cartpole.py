@@ -10,6 +10,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 import gymnasium as gym
+from esper.simic.env import make_env_fn
 from esper.simic.ppo import PPOConfig, train_ppo
 
 TARGET, WINDOW = 475., 20
@@ -34,7 +35,7 @@ def main():
     cfg = PPOConfig.preset(a.preset, **{k: ast.literal_eval(v) for k, v in (kv.split('=', 1) for kv in a.set)})
     last20, reached, sps, t0 = {}, {}, {}, time.time()
     for seed in a.seeds:
-        res = train_ppo(lambda: gym.make('CartPole-v1'), cfg, n_envs=a.n_envs, total_steps=a.steps, seed=seed)
+        res = train_ppo(make_env_fn('CartPole-v1'), cfg, n_envs=a.n_envs, total_steps=a.steps, seed=seed)
         last20[seed], reached[seed], sps[seed] = round(res.mean_return(WINDOW), 1), first_reached(res.episode_returns, res.episode_steps), round(res.sps)
         print(f"seed {seed}: last-20 mean {last20[seed]}, first reached 475 at {reached[seed]}, {sps[seed]} SPS", file=sys.stderr)
     print(json.dumps({'benchmark': 'ppo_cartpole', 'env': 'CartPole-v1', 'preset': a.preset, 'steps': a.steps, 'n_envs': a.n_envs,
