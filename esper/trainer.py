@@ -18,8 +18,8 @@ from .contracts.signals import EpochMetrics, TrainingSignals, SlotSignals
 from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET
 from .data import DATASETS, load_dataset, batches, default_augment, Data
 from .kasmina.slot import GateConfig, GATE_PRESETS
-from .kasmina.isolation import ISOLATED_STAGES, GradientIsolationMonitor
-from .kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer
+from .kasmina.isolation import GradientIsolationMonitor
+from .kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer, install_fossil
 from .nissa.config import PROFILES, TelemetryConfig
 from .nissa.tracker import DiagnosticTracker
 from .nissa.output import NissaHub
@@ -27,7 +27,7 @@ from .tamiyo.tracker import SignalTracker
 
 # %% auto #0
 __all__ = ['SHORT_GATES', 'PRESETS', 'RunConfig', 'one_cycle', 'resolve_device', 'RunInterrupted', 'StepResult', 'Trainer',
-           'install_fossil', 'epoch_metrics']
+           'epoch_metrics']
 
 # %% ../nbs/40_trainer.ipynb #9c7dd79f
 @dataclass(frozen=True)
@@ -203,24 +203,6 @@ def _structure_changed(self:Trainer) -> None:
     "A seed was born, moved stage or removed: re-sync the optimizer's groups and the diagnostics' layer groups."
     self.opt.sync(); self.diag.set_groups(self._groups())
 
-# %% ../nbs/40_trainer.ipynb #cfd87eeb
-def install_fossil(model:MorphogeneticModel, # the model to grow
-                   slot:int, # which slot
-                   blueprint:str, # what to put there
-                  ) -> None:
-    "Germinate `blueprint` at `slot` and walk it straight to FOSSILIZED (a static model of grown size)."
-    s = model.slots[slot]; gate = s.gate_config
-    s.gate_config = GateConfig(min_training_epochs=0, blend_epochs=1, min_shadowing_epochs=0, min_probation_epochs=0,
-                               g4_max_harm=math.inf, g5_min_contribution=-math.inf, embargo_epochs=gate.embargo_epochs)
-    try:
-        s.germinate(blueprint, 0)
-        while s.stage != SeedStage.FOSSILIZED:
-            if s.stage == SeedStage.BLENDING: s.step_epoch(0)  # a one-epoch blend: α reaches 1
-            s.record_contribution(0., 0.)  # gates G4/G5 want a measurement in the current stage
-            r = s.advance(0)
-            if not r.passed: raise RuntimeError(f"could not fossilize {blueprint} at slot {slot}: {r.message}")
-    finally: s.gate_config = gate
-
 # %% ../nbs/40_trainer.ipynb #351cf05a
 @patch
 def apply(self:Trainer, action:int, # a flat action index (see `esper.contracts.actions`)
@@ -252,14 +234,10 @@ def _set_lrs(self:Trainer) -> tuple[float, float]:
     self.opt.set_lr(host_lr, seed_lrs)
     return host_lr, (max(seed_lrs.values()) if seed_lrs else 0.)
 
-def _opt_state(opt:MorphoOptimizer) -> dict:
-    "The wrapped torch optimizer's per-parameter state (momentum buffers)."
-    return opt.optimizer.state
-
 @patch
 def _snapshot(self:Trainer) -> dict:
     "Copies of the model's tensors and the host's momentum, to restore after a non-finite loss."
-    st = _opt_state(self.opt)
+    st = self.opt.optimizer.state  # momentum buffers
     return {'model': {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             'host_opt': [({k: v.clone() for k, v in st[p].items()} if p in st else None) for p in self.model.host_parameters()]}
 
@@ -272,7 +250,7 @@ def _recover(self:Trainer, snapshot:dict, loss:float) -> None:
     state = self.model.state_dict()
     self.model.load_state_dict({k: v for k, v in snapshot['model'].items() if k in state}, strict=False)
     for p, st in zip(self.model.host_parameters(), snapshot['host_opt']):
-        if st is not None: _opt_state(self.opt)[p] = {k: v.clone() for k, v in st.items()}
+        if st is not None: self.opt.optimizer.state[p] = {k: v.clone() for k, v in st.items()}
     self._structure_changed()
     self.hub.emit(TelemetryEvent(ET.NAN_DETECTED, self.epoch, message=f"loss {loss}: culled slot(s) {live}, host restored", data={'slots': live}))
 
@@ -286,15 +264,9 @@ def _isolation_monitor(self:Trainer):
 @patch
 def _report_seed_gradients(self:Trainer, mon:GradientIsolationMonitor|None) -> None:
     "Emit `GRADIENT_ANOMALY` for each still-isolated seed whose epoch gradient norm was 0 or not finite."
-    if mon is None: return
-    for s in self.model.slots:
-        if s.slot_id not in mon.grad_sq or s.stage not in ISOLATED_STAGES or s.seed is None or not s.metrics.params: continue
-        g = mon.grad_norm(s.slot_id)
-        if g == 0 or not math.isfinite(g):
-            self.hub.emit(TelemetryEvent(ET.GRADIENT_ANOMALY, self.epoch, s.slot_id, f"isolated seed's gradient norm over the epoch is {g}",
-                                         {'grad_norm': g, 'stage': s.stage.name}))
+    for slot, g in (mon.starved(self.model.slots) if mon is not None else []):
+        self.hub.emit(TelemetryEvent(ET.GRADIENT_ANOMALY, self.epoch, slot, f"isolated seed's gradient norm over the epoch is {g}", {'grad_norm': g}))
 
-# %% ../nbs/40_trainer.ipynb #910b020c
 @patch
 def train_epoch(self:Trainer) -> dict[str, float]:
     "Train one epoch; returns `train/*` and `lr/*` metrics."
@@ -363,7 +335,6 @@ def reset(self:Trainer) -> TrainingSignals:
                                               lr=one_cycle(0, 1, self.config.lr, self.config.warmup_frac)), germinated=False)
     return self.signals
 
-# %% ../nbs/40_trainer.ipynb #9ef44606
 @patch
 def step(self:Trainer, action:int, # the flat action to apply before the epoch
          strict:bool=True, # raise on a masked action (False: play it as WAIT)

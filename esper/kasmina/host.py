@@ -4,6 +4,7 @@
 
 # %% ../../nbs/13_kasmina.host.ipynb #f420b2a7
 from __future__ import annotations
+import math
 from typing import Any, Mapping, Sequence
 from fastcore.basics import patch
 import torch
@@ -14,7 +15,7 @@ from .blueprints import get_blueprint, count_flops
 from .slot import GateConfig, SeedSlot
 
 # %% auto #0
-__all__ = ['EXPORT_FORMAT', 'HostCNN', 'MorphogeneticModel', 'MorphoOptimizer', 'GrownCNN', 'load_export']
+__all__ = ['EXPORT_FORMAT', 'HostCNN', 'MorphogeneticModel', 'MorphoOptimizer', 'GrownCNN', 'load_export', 'install_fossil']
 
 # %% ../../nbs/13_kasmina.host.ipynb #62df1f93
 def _block(cin:int, cout:int) -> nn.Sequential:
@@ -263,3 +264,21 @@ def load_slot_states(self:MorphogeneticModel, states:list[dict[str, Any]]) -> No
     "Restore slot states (rebuilding seeds); then `load_state_dict` the model's tensors."
     if len(states) != len(self.slots): raise ValueError(f"got {len(states)} slot states for a model with {len(self.slots)} slots")
     for s, d in zip(self.slots, states): s.load_state(d)
+
+# %% ../../nbs/13_kasmina.host.ipynb #ed88bd29
+def install_fossil(model:MorphogeneticModel, # the model to grow
+                   slot:int, # which slot
+                   blueprint:str, # what to put there
+                  ) -> None:
+    "Germinate `blueprint` at `slot` and walk it straight to FOSSILIZED (a static model of grown size)."
+    s = model.slots[slot]; gate = s.gate_config
+    s.gate_config = GateConfig(min_training_epochs=0, blend_epochs=1, min_shadowing_epochs=0, min_probation_epochs=0,
+                               g4_max_harm=math.inf, g5_min_contribution=-math.inf, embargo_epochs=gate.embargo_epochs)
+    try:
+        s.germinate(blueprint, 0)
+        while s.stage != SeedStage.FOSSILIZED:
+            if s.stage == SeedStage.BLENDING: s.step_epoch(0)  # a one-epoch blend: α reaches 1
+            s.record_contribution(0., 0.)  # gates G4/G5 want a measurement in the current stage
+            r = s.advance(0)
+            if not r.passed: raise RuntimeError(f"could not fossilize {blueprint} at slot {slot}: {r.message}")
+    finally: s.gate_config = gate

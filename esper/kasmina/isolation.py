@@ -123,3 +123,13 @@ def remove(self:GradientIsolationMonitor):
 def grad_norm(self:GradientIsolationMonitor, slot_id:int) -> float:
     "Total gradient norm the seed at `slot_id` received inside the `with` block."
     return math.sqrt(self.grad_sq.get(slot_id, 0.))
+
+# %% ../../nbs/11_kasmina.isolation.ipynb #1a2485ee
+@patch
+def starved(self:GradientIsolationMonitor, slots:Iterable[Any], # the slots now (a seed may have been removed meanwhile)
+           ) -> list[tuple[int, float]]:
+    "`(slot_id, gradient norm)` of each seed still isolated whose gradient over the block was 0 or not finite."
+    return [(s.slot_id, self.grad_norm(s.slot_id)) for s in slots
+            if s.slot_id in self.grad_sq and s.seed is not None and SeedStage(s.stage) in ISOLATED_STAGES
+            and any(p.requires_grad for p in s.seed.parameters())
+            and not 0 < self.grad_norm(s.slot_id) < math.inf]
