@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
+from fastcore.basics import patch
 from ..io import jsonable
 from ..contracts.signals import EpochMetrics, SlotSignals, TrainingSignals
 
@@ -21,7 +22,7 @@ def lstsq_slope(ys:Sequence[float], # values at x = 0, 1, 2, ...
     mx, my = (n - 1) / 2, sum(ys) / n
     return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
 
-# %% ../../nbs/30_tamiyo.tracker.ipynb #6a4b9a37
+# %% ../../nbs/30_tamiyo.tracker.ipynb #aa0db9e5
 _STATE = ('last_epoch', 'best', 'plateau_ref', 'plateau', 'prev_acc', 'prev_loss', 'recent', 'last_germination')
 _CONFIG = ('n_slots', 'max_epochs', 'peak_lr', 'min_delta', 'window')
 
@@ -47,41 +48,47 @@ class SignalTracker:
         self.recent: list[float] = []
         self.last_germination: int|None = None
 
-    def update(self, epoch:int, # the epoch just finished (must increase)
-               metrics:EpochMetrics, # what the trainer measured this epoch
-               slots:Sequence[SlotSignals], # one per slot, in slot order
-               *, n_fossilized:int, n_culled:int, n_active:int, # counts over the run / now
-               germinated:bool, # a seed was germinated since the last update
-              ) -> TrainingSignals:
-        "Record epoch `epoch` and return the signals a policy sees for it."
-        if len(slots) != self.n_slots: raise ValueError(f"expected {self.n_slots} slot signals, got {len(slots)}")
-        if self.last_epoch is not None and epoch <= self.last_epoch:
-            raise ValueError(f"epochs must increase: got {epoch} after {self.last_epoch}")
-        if not isinstance(metrics, EpochMetrics): raise TypeError(f"metrics must be an EpochMetrics record, got {type(metrics).__name__}")
-        acc, loss = metrics.val_acc, metrics.val_loss
-        if germinated: self.last_germination = epoch
-        if acc > self.plateau_ref + self.min_delta: self.plateau_ref, self.plateau = acc, 0
-        elif self.last_epoch is not None: self.plateau += 1
-        self.best = max(self.best, acc)
-        self.recent = (self.recent + [acc])[-self.window:]
-        d_acc = 0. if self.prev_acc is None else acc - self.prev_acc
-        d_loss = 0. if self.prev_loss is None else loss - self.prev_loss
-        self.prev_acc, self.prev_loss, self.last_epoch = acc, loss, epoch
-        since = None if self.last_germination is None else epoch - self.last_germination
-        return TrainingSignals(epoch=epoch, max_epochs=self.max_epochs, best_val_acc=self.best, val_acc_delta=d_acc,
-                               val_loss_delta=d_loss, plateau_epochs=self.plateau, val_acc_trend=lstsq_slope(self.recent),
-                               peak_lr=self.peak_lr, n_fossilized=n_fossilized, n_culled=n_culled, n_active=n_active,
-                               since_germination=since, slots=tuple(slots), **metrics.signal_fields())
+# %% ../../nbs/30_tamiyo.tracker.ipynb #cb7e3879
+@patch
+def update(self:SignalTracker, epoch:int, # the epoch just finished (must increase)
+           metrics:EpochMetrics, # what the trainer measured this epoch
+           slots:Sequence[SlotSignals], # one per slot, in slot order
+           *, n_fossilized:int, n_culled:int, n_active:int, # counts over the run / now
+           germinated:bool, # a seed was germinated since the last update
+          ) -> TrainingSignals:
+    "Record epoch `epoch` and return the signals a policy sees for it."
+    if len(slots) != self.n_slots: raise ValueError(f"expected {self.n_slots} slot signals, got {len(slots)}")
+    if self.last_epoch is not None and epoch <= self.last_epoch:
+        raise ValueError(f"epochs must increase: got {epoch} after {self.last_epoch}")
+    if not isinstance(metrics, EpochMetrics): raise TypeError(f"metrics must be an EpochMetrics record, got {type(metrics).__name__}")
+    acc, loss = metrics.val_acc, metrics.val_loss
+    if germinated: self.last_germination = epoch
+    if acc > self.plateau_ref + self.min_delta: self.plateau_ref, self.plateau = acc, 0
+    elif self.last_epoch is not None: self.plateau += 1
+    self.best = max(self.best, acc)
+    self.recent = (self.recent + [acc])[-self.window:]
+    d_acc = 0. if self.prev_acc is None else acc - self.prev_acc
+    d_loss = 0. if self.prev_loss is None else loss - self.prev_loss
+    self.prev_acc, self.prev_loss, self.last_epoch = acc, loss, epoch
+    since = None if self.last_germination is None else epoch - self.last_germination
+    return TrainingSignals(epoch=epoch, max_epochs=self.max_epochs, best_val_acc=self.best, val_acc_delta=d_acc,
+                           val_loss_delta=d_loss, plateau_epochs=self.plateau, val_acc_trend=lstsq_slope(self.recent),
+                           peak_lr=self.peak_lr, n_fossilized=n_fossilized, n_culled=n_culled, n_active=n_active,
+                           since_germination=since, slots=tuple(slots), **metrics.signal_fields())
 
-    def state_dict(self) -> dict[str, Any]:
-        "The tracker's configuration and memory as a JSON-able dict (for checkpoints)."
-        return jsonable({k: getattr(self, k) for k in _CONFIG + _STATE})
+# %% ../../nbs/30_tamiyo.tracker.ipynb #6e3a86f4
+@patch
+def state_dict(self:SignalTracker) -> dict[str, Any]:
+    "The tracker's configuration and memory as a JSON-able dict (for checkpoints)."
+    return jsonable({k: getattr(self, k) for k in _CONFIG + _STATE})
 
-    def load_state_dict(self, state:Mapping[str, Any]) -> None:
-        "Restore the memory saved by `state_dict` (the configuration must match)."
-        diff = [k for k in _CONFIG if state.get(k) != getattr(self, k)]
-        if diff: raise ValueError(f"tracker state was saved with a different {', '.join(diff)}")
-        for k in _STATE: setattr(self, k, state[k])
-        self.best = -math.inf if state['best'] is None else state['best']
-        self.plateau_ref = -math.inf if state['plateau_ref'] is None else state['plateau_ref']
-        self.recent = list(state['recent'])
+# %% ../../nbs/30_tamiyo.tracker.ipynb #d4ac1f18
+@patch
+def load_state_dict(self:SignalTracker, state:Mapping[str, Any]) -> None:
+    "Restore the memory saved by `state_dict` (the configuration must match)."
+    diff = [k for k in _CONFIG if state.get(k) != getattr(self, k)]
+    if diff: raise ValueError(f"tracker state was saved with a different {', '.join(diff)}")
+    for k in _STATE: setattr(self, k, state[k])
+    self.best = -math.inf if state['best'] is None else state['best']
+    self.plateau_ref = -math.inf if state['plateau_ref'] is None else state['plateau_ref']
+    self.recent = list(state['recent'])
