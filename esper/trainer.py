@@ -344,7 +344,9 @@ def step(self:Trainer, action:int, # the flat action to apply before the epoch
     info = self.apply(action, strict)
     metrics = self.train_epoch()
     metrics.update(self.evaluate())
-    contribs = self.model.measure_contributions(self.data.val_x[:c.contribution_batch], self.data.val_y[:c.contribution_batch])
+    xv, yv = self.data.val_x[:c.contribution_batch], self.data.val_y[:c.contribution_batch]
+    contribs = self.model.measure_contributions(xv, yv)
+    if self.tel.sharpness: self.diag.sharpness(self.model, F.cross_entropy, xv, yv)  # diagnostic profile: logged as grad/sharpness
     during = [(int(s.stage), float(s.alpha)) for s in self.model.slots]  # what this epoch trained with
     self.epoch += 1
     metrics.update(self.diag.end_epoch(self.epoch, metrics))  # before set_groups, which starts a fresh epoch

@@ -1,10 +1,11 @@
-"The metric keys are an API: every key a trainer, PPO or IQL run logs is in `esper.nissa.output.KEYS`, and every row of it is logged."
+"The metric keys are an API: every key a trainer, PPO or IQL run logs is in `esper.nissa.keys.KEYS`, and every row of it is logged."
 from dataclasses import replace
 import pytest
 import torch
 from esper.contracts.actions import ActionOp, encode_action
 from esper.nissa.config import TelemetryConfig
-from esper.nissa.output import KEYS, METRIC_EVENTS, NissaHub, MemoryBackend, key_matches, make_hub, read_wandb_run
+from esper.nissa.keys import KEYS, key_matches
+from esper.nissa.output import METRIC_EVENTS, NissaHub, MemoryBackend, make_hub, read_wandb_run
 from esper.simic.env import make_env_fn
 from esper.simic.episodes import EpisodeWriter, ToyMaskedEnv, UniformRandom, collect_episodes, load_episodes
 from esper.simic.iql import IQLConfig, train_iql
@@ -58,7 +59,7 @@ def test_every_run_logged_something(logged):
 def test_every_logged_key_is_in_the_table_once(logged):
     patterns = [p for p, _, _ in KEYS]
     unlisted = {src: sorted(k for k in keys if not any(key_matches(k, p) for p in patterns)) for src, keys in logged.items()}
-    assert not any(unlisted.values()), f"logged keys missing from esper.nissa.output.KEYS: {unlisted}"
+    assert not any(unlisted.values()), f"logged keys missing from esper.nissa.keys.KEYS: {unlisted}"
     twice = {k: [p for p in patterns if key_matches(k, p)] for keys in logged.values() for k in keys}
     assert all(len(v) == 1 for v in twice.values()), {k: v for k, v in twice.items() if len(v) != 1}
 

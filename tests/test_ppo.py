@@ -17,10 +17,10 @@ from esper.contracts.actions import action_mask
 from esper.contracts.schemas import TelemetryEventType
 from esper.io import load_checked
 from esper.nissa.output import NissaHub, MemoryBackend
-from esper.simic.env import make_env_fn
+from esper.simic.env import make_env_fn, describe_env
 from esper.simic.features import obs_from_signals
 from esper.simic.ppo import (CHECKPOINT_FORMAT, PPOConfig, LearnedTamiyo, gae, ppo_loss, approx_kl, explained_variance, train_ppo,
-                             load_policy, action_masks, describe_env)
+                             load_ppo_policy, action_masks)
 from esper.simic.rewards import RewardConfig, compute_reward, stage_potential
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,7 +284,7 @@ def test_checkpoint_restores_all_state(tmp_path):
 def test_load_policy(tmp_path):
     ck = tmp_path / 'p.pt'
     res = train_ppo(MatchEnv, PPOConfig.preset('tiny'), n_envs=2, total_steps=2 * 16 * 40, seed=0, checkpoint_path=ck)
-    net, norm, meta = load_policy(ck)
+    net, norm, meta = load_ppo_policy(ck)
     assert (meta['obs_dim'], meta['n_actions'], meta['action_names'][3], meta['global_step']) == (3, 4, 'NEVER', 1280)
     assert norm.frozen and not net.training and meta['config'] == PPOConfig.preset('tiny')
     x = torch.from_numpy(norm(np.eye(3, dtype=np.float32)))
@@ -292,14 +292,14 @@ def test_load_policy(tmp_path):
     assert a.tolist() == [0, 1, 2] and float(probs[:, 3].max()) == 0.
     torch.testing.assert_close(net.get_value(x), res.network.get_value(x))
     with pytest.raises(ValueError, match='not a PPO checkpoint'):
-        torch.save({'format': 'other'}, tmp_path / 'x.pt'); load_policy(tmp_path / 'x.pt')
+        torch.save({'format': 'other'}, tmp_path / 'x.pt'); load_ppo_policy(tmp_path / 'x.pt')
 
 def test_checkpoint_says_what_it_learned(tmp_path):
-    "The env spec is derived from a make_env_fn partial (or given), saved, returned by load_policy, and checked on resume."
+    "The env spec is derived from a make_env_fn partial (or given), saved, returned by load_ppo_policy, and checked on resume."
     ck, cfg = tmp_path / 'cp.pt', PPOConfig.preset('cartpole', n_steps=16)
     train_ppo(make_env_fn('CartPole-v1'), cfg, n_envs=1, total_steps=32, seed=0, checkpoint_path=ck)
     assert load_checkpoint(ck)['env_spec'] == {'env_id': 'CartPole-v1', 'kwargs': {}}
-    assert load_policy(ck)[2]['env_spec'] == {'env_id': 'CartPole-v1', 'kwargs': {}}
+    assert load_ppo_policy(ck)[2]['env_spec'] == {'env_id': 'CartPole-v1', 'kwargs': {}}
     with pytest.raises(ValueError, match=r"resume: environment differs .*'kwargs.max_episode_steps': \(None, 100\)") as e:
         train_ppo(make_env_fn('CartPole-v1', max_episode_steps=100), cfg, n_envs=1, total_steps=64, seed=0, resume=ck)
     assert '\n' not in str(e.value)
@@ -307,7 +307,7 @@ def test_checkpoint_says_what_it_learned(tmp_path):
     assert more.updates == 4
     given = {'env_id': 'Match', 'horizon': 8}
     train_ppo(MatchEnv, PPOConfig.preset('tiny'), n_envs=1, total_steps=16, seed=0, checkpoint_path=ck, env_spec=given)
-    assert load_policy(ck)[2]['env_spec'] == given
+    assert load_ppo_policy(ck)[2]['env_spec'] == given
 
 def test_morpho_env_spec_without_building_the_env():
     reward = RewardConfig(acc_scale=10.)
@@ -319,7 +319,7 @@ def test_morpho_env_spec_without_building_the_env():
 def test_old_checkpoints_still_load_as_policies_but_do_not_resume():
     old = ROOT / 'results' / 'ppo_morpho' / 'checkpoint.pt'
     assert torch.load(old, weights_only=True)['format'] == 'esper.ppo/1'
-    net, norm, meta = load_policy(old)
+    net, norm, meta = load_ppo_policy(old)
     assert meta['env_spec'] is None and (meta['obs_dim'], meta['n_actions']) == (27, 7)
     tamiyo = LearnedTamiyo.load(old)
     s = TrainingSignals(slots=(SlotSignals(),))

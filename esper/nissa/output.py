@@ -4,7 +4,7 @@
 
 # %% ../../nbs/22_nissa.output.ipynb #0cce5a08
 from __future__ import annotations
-import json, math, netrc, os, re, sys, time
+import json, math, netrc, os, sys, time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 from urllib.parse import urlparse
@@ -14,77 +14,9 @@ from ..contracts.schemas import TelemetryEvent, TelemetryEventType, OutputBacken
 from .config import TelemetryConfig
 
 # %% auto #0
-__all__ = ['KEYS', 'LIFECYCLE_EVENTS', 'METRIC_EVENTS', 'STAGE_TABLE_COLUMNS', 'key_matches', 'key_pattern', 'keys_table',
-           'stage_after', 'NissaHub', 'MemoryBackend', 'read_jsonl', 'JsonlBackend', 'ConsoleBackend',
-           'resolve_wandb_mode', 'WandbBackend', 'read_wandb_records', 'read_wandb_run', 'make_hub']
-
-# %% ../../nbs/22_nissa.output.ipynb #6d753cb3
-KEYS: tuple[tuple[str, str, str], ...] = (
-    ('train/loss', 'mean training loss of the epoch', 'trainer'),
-    ('train/acc', 'training accuracy of the epoch (fraction)', 'trainer'),
-    ('val/loss', 'validation loss', 'trainer'),
-    ('val/acc', 'validation accuracy (fraction)', 'trainer'),
-    ('val/class{k}_acc', 'validation accuracy of class `k` (fraction)', '`DiagnosticTracker`'),
-    ('val/worst_class_acc', 'the lowest per-class validation accuracy', '`DiagnosticTracker`'),
-    ('slot{i}/stage', "`SeedStage` of slot `i` during the epoch, as its int value (1 = DORMANT … 7 = FOSSILIZED)", 'trainer'),
-    ('slot{i}/alpha', "blend weight of slot `i`'s seed during the epoch, in [0, 1]", 'trainer'),
-    ('slot{i}/contribution', 'val accuracy with the seed minus without it (fraction; NaN without a seed)', 'trainer'),
-    ('grad/norm', 'global gradient L2 norm, mean over sampled steps', '`DiagnosticTracker`'),
-    ('grad/{group}_norm', 'gradient norm of one layer group (`host`, `seed0`, …)', '`DiagnosticTracker` (standard, diagnostic)'),
-    ('grad/health', '1 − vanishing − exploding fraction; 0 if a gradient was not finite', '`DiagnosticTracker`'),
-    ('grad/vanishing_frac', 'fraction of parameter tensors with gradient norm < 1e-7', '`DiagnosticTracker`'),
-    ('grad/exploding_frac', 'fraction of parameter tensors with gradient norm > 10', '`DiagnosticTracker`'),
-    ('model/params', 'parameters of the current model', 'trainer'),
-    ('model/flops', 'FLOPs per sample of the current model', 'trainer'),
-    ('model/param_ratio', 'parameters / the host\'s at the start', 'trainer'),
-    ('model/flops_ratio', 'FLOPs per sample / the host\'s at the start', 'trainer'),
-    ('model/train_flops', 'training FLOPs spent so far (forward + backward ≈ 3 forwards)', 'trainer'),
-    ('lr/host', 'learning rate of the host parameters at the end of the epoch', 'trainer'),
-    ('lr/seed', 'learning rate of the seed parameters (0 without a seed)', 'trainer'),
-    ('policy/action', 'flat action index applied this epoch', 'trainer'),
-    ('time/epoch_s', 'wall-clock seconds of the epoch', 'trainer'),
-    ('ppo/policy_loss', 'clipped surrogate loss (last minibatch of the update)', '`train_ppo`'),
-    ('ppo/value_loss', 'value loss (last minibatch)', '`train_ppo`'),
-    ('ppo/entropy', 'policy entropy over the valid actions (last minibatch)', '`train_ppo`'),
-    ('ppo/approx_kl', 'KL(old ‖ new) estimate (last minibatch)', '`train_ppo`'),
-    ('ppo/clipfrac', 'fraction of samples whose ratio left the clip range (mean over the update)', '`train_ppo`'),
-    ('ppo/epochs', 'update epochs run (fewer when `target_kl` stopped it)', '`train_ppo`'),
-    ('ppo/explained_variance', "1 − Var[R − V] / Var[R] of the rollout's values", '`train_ppo`'),
-    ('ppo/lr', 'learning rate of the update', '`train_ppo`'),
-    ('ppo/ent_coef', 'entropy coefficient of the update', '`train_ppo`'),
-    ('actions/{name}', 'times action `name` was taken in the rollout', '`train_ppo`'),
-    ('charts/SPS', 'environment steps per second', '`train_ppo`'),
-    ('charts/episodic_return', 'mean return of the episodes that ended in the rollout', '`train_ppo`'),
-    ('charts/episodic_length', 'mean length of the episodes that ended in the rollout', '`train_ppo`'),
-    ('iql/q_loss', 'twin-Q regression loss (mean since the last log)', '`train_iql`'),
-    ('iql/v_loss', 'expectile loss of V', '`train_iql`'),
-    ('iql/policy_loss', 'advantage-weighted actor loss', '`train_iql`'),
-    ('iql/cql_loss', 'CQL penalty of both Q\'s (trained on only when `cql_alpha > 0`)', '`train_iql`'),
-    ('iql/mean_q', 'mean target Q of the logged actions', '`train_iql`'),
-    ('iql/mean_v', 'mean V', '`train_iql`'),
-    ('iql/adv_mean', 'mean advantage Q − V', '`train_iql`'),
-    ('charts/updates_per_s', 'gradient updates per second since the last log', '`train_iql`'),
-    ('lifecycle/stage_changes', 'a `wandb.Table` of every seed event: epoch, slot, event, from, to, blueprint, reason (W&B only)', '`WandbBackend`'),
-)
-"Every metric key Esper logs, as `(pattern, meaning, written by)`; in a pattern `{i}` and `{k}` are integers, any other `{…}` a name."
-
-def _key_regex(pattern:str) -> re.Pattern:
-    parts = re.split(r'(\{\w+\})', pattern)
-    return re.compile(''.join(r'\d+' if p in ('{i}', '{k}') else r'[^/]+' if p.startswith('{') else re.escape(p) for p in parts))
-
-def key_matches(key:str, # a logged key, e.g. `slot0/stage`
-                pattern:str, # a `KEYS` pattern, e.g. `slot{i}/stage`
-               ) -> bool:
-    "Whether the logged `key` is an instance of `pattern`."
-    return _key_regex(pattern).fullmatch(key) is not None
-
-def key_pattern(key:str) -> str|None:
-    "The `KEYS` pattern `key` is an instance of, or None for a key the table does not list."
-    return next((p for p, _, _ in KEYS if key_matches(key, p)), None)
-
-def keys_table(keys:Iterable[tuple[str, str, str]]=KEYS) -> str:
-    "`keys` as a Markdown table: what the docs show."
-    return '\n'.join(['| key | meaning | written by |', '|---|---|---|', *(f"| `{p}` | {m} | {w} |" for p, m, w in keys)])
+__all__ = ['LIFECYCLE_EVENTS', 'METRIC_EVENTS', 'STAGE_TABLE_COLUMNS', 'stage_after', 'NissaHub', 'MemoryBackend', 'read_jsonl',
+           'JsonlBackend', 'ConsoleBackend', 'resolve_wandb_mode', 'WandbBackend', 'read_wandb_records',
+           'read_wandb_run', 'make_hub']
 
 # %% ../../nbs/22_nissa.output.ipynb #196866d4
 LIFECYCLE_EVENTS = frozenset({TelemetryEventType.SEED_GERMINATED, TelemetryEventType.SEED_STAGE_CHANGED,

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/52_simic.env.ipynb #5d5ff7ee
 from __future__ import annotations
-from dataclasses import replace
+import inspect
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, Callable
 import numpy as np
@@ -13,12 +14,13 @@ import gymnasium as gym
 from fastcore.basics import patch
 from ..contracts.actions import action_mask, action_names, n_actions
 from ..contracts.signals import TrainingSignals, n_features
+from ..io import jsonable
 from ..trainer import RunConfig, Trainer
 from .features import observe
 from .rewards import RewardConfig, compute_reward
 
 # %% auto #0
-__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'MorphogeneticEnv', 'make_env_fn']
+__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'MorphogeneticEnv', 'make_env_fn', 'describe_env']
 
 # %% ../../nbs/52_simic.env.ipynb #cb4414f5
 ENV_ID = 'esper/Morphogenetic-v0'
@@ -96,3 +98,21 @@ def make_env_fn(env_id:str, # 'morpho' for `MorphogeneticEnv`, else any register
     "A picklable zero-argument constructor of one environment (for `train_ppo` and vector envs)."
     if env_id == 'morpho': return partial(MorphogeneticEnv, **kw)
     return partial(gym.make, env_id, **kw)
+
+# %% ../../nbs/52_simic.env.ipynb #e6902587
+def describe_env(make_env:Callable[[], gym.Env], # what `make_env_fn(...)` returned, or any constructor
+                ) -> dict|None:
+    "The environment `make_env` builds, as JSON-safe data, read without building it; None when it is not a `make_env_fn` partial."
+    if not isinstance(make_env, partial): return None
+    if make_env.func is gym.make and len(make_env.args) == 1:
+        return {'env_id': make_env.args[0], 'kwargs': jsonable(make_env.keywords)}
+    if make_env.func is MorphogeneticEnv and not make_env.args: return _morpho_spec(make_env.keywords)
+    return None
+
+def _morpho_spec(kw:dict) -> dict:
+    "The task, reward and episode end of `MorphogeneticEnv(**kw)`, with the env's own defaults filled in."
+    a = inspect.signature(MorphogeneticEnv).bind(**kw); a.apply_defaults(); a = a.arguments
+    task = RunConfig.preset(a['preset'], **a['config_overrides'])
+    return jsonable({'env_id': 'morpho', 'preset': a['preset'], 'task': task.to_dict(),
+                     'reward_config': asdict(a['reward_config'] or RewardConfig()), 'time_limit': a['time_limit'],
+                     'seed_offset': a['seed_offset'], 'invalid_penalty': a['invalid_penalty']})

@@ -63,7 +63,7 @@ class IQLConfig:
     "Hyperparameters of discrete IQL (+ optional CQL); saved with every checkpoint."
     hidden: tuple[int, ...] = (256, 256)  # MLP widths of Q, V and the actor
     lr: float = 3e-4           # Adam learning rate (all networks)
-    batch_size: int = 256
+    batch_size: int = 256      # transitions per update
     gamma: float = 0.99        # discount γ
     expectile: float = 0.7     # τ of the V regression
     beta: float = 3.0          # inverse temperature of the policy extraction

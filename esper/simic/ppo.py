@@ -4,9 +4,8 @@
 
 # %% ../../nbs/54_simic.ppo.ipynb #168428bb
 from __future__ import annotations
-import inspect, time
+import time
 from dataclasses import dataclass, field, asdict, fields
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 import numpy as np
@@ -19,12 +18,12 @@ from ..contracts.schemas import TelemetryEvent, TelemetryEventType
 from ..trainer import RunConfig
 from .features import ObsNormalizer, obs_from_signals
 from .rewards import RewardConfig
-from .env import MorphogeneticEnv
+from .env import describe_env
 from .networks import ActorCritic
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'POLICY_FORMATS', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig',
-           'make_vector_env', 'action_masks', 'describe_env', 'PPOResult', 'train_ppo', 'load_policy', 'LearnedTamiyo']
+           'make_vector_env', 'action_masks', 'PPOResult', 'train_ppo', 'load_ppo_policy', 'LearnedTamiyo']
 
 # %% ../../nbs/54_simic.ppo.ipynb #7191b07e
 def gae(rewards:Tensor, # (T, N) r_t
@@ -172,28 +171,10 @@ def action_masks(info:dict, # the vector env's info dict
 
 # %% ../../nbs/54_simic.ppo.ipynb #0cb4d618
 CHECKPOINT_FORMAT = 'esper.ppo/2'
-POLICY_FORMATS = (CHECKPOINT_FORMAT, 'esper.ppo/1')  # what `load_policy` accepts
+POLICY_FORMATS = (CHECKPOINT_FORMAT, 'esper.ppo/1')  # what `load_ppo_policy` accepts
 
 def _config_from_dict(d:dict) -> PPOConfig:
     return PPOConfig(**{f.name: d[f.name] for f in fields(PPOConfig) if f.name in d})
-
-# %% ../../nbs/54_simic.ppo.ipynb #a6ca2df0
-def describe_env(make_env:Callable[[], gym.Env], # what `make_env_fn(...)` returned, or any constructor
-                ) -> dict|None:
-    "The environment `make_env` builds, as JSON-safe data, read without building it; None when it is not a `make_env_fn` partial."
-    if not isinstance(make_env, partial): return None
-    if make_env.func is gym.make and len(make_env.args) == 1:
-        return {'env_id': make_env.args[0], 'kwargs': jsonable(make_env.keywords)}
-    if make_env.func is MorphogeneticEnv and not make_env.args: return _morpho_spec(make_env.keywords)
-    return None
-
-def _morpho_spec(kw:dict) -> dict:
-    "The task, reward and episode end of `MorphogeneticEnv(**kw)`, with the env's own defaults filled in."
-    a = inspect.signature(MorphogeneticEnv).bind(**kw); a.apply_defaults(); a = a.arguments
-    task = RunConfig.preset(a['preset'], **a['config_overrides'])
-    return jsonable({'env_id': 'morpho', 'preset': a['preset'], 'task': task.to_dict(),
-                     'reward_config': asdict(a['reward_config'] or RewardConfig()), 'time_limit': a['time_limit'],
-                     'seed_offset': a['seed_offset'], 'invalid_penalty': a['invalid_penalty']})
 
 # %% ../../nbs/54_simic.ppo.ipynb #0635ad62
 def _differences(old:Any, new:Any, key:str='') -> dict[str, tuple]:
@@ -357,7 +338,7 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
     return PPOResult(ep['returns'], ep['lengths'], ep['steps'], net, norm, global_step, update, sps, c, history)
 
 # %% ../../nbs/54_simic.ppo.ipynb #d79a1638
-def load_policy(path:str|Path, # a checkpoint written by `train_ppo`
+def load_ppo_policy(path:str|Path, # a checkpoint written by `train_ppo`
                ) -> tuple[ActorCritic, ObsNormalizer, dict[str, Any]]:
     "`(network, normaliser, meta)` from a checkpoint, ready for acting: network in eval mode, normaliser frozen."
     ck = load_checked(path, POLICY_FORMATS, 'PPO checkpoint')
@@ -374,7 +355,7 @@ class LearnedTamiyo:
     def __init__(self, net:ActorCritic, # the trained policy (eval mode)
                  normalizer:ObsNormalizer, # the normaliser it was trained with (frozen here)
                  greedy:bool=True, # argmax of the masked policy; False samples from it
-                 meta:dict|None=None, # what `load_policy` returned (action names, step, ...)
+                 meta:dict|None=None, # what `load_ppo_policy` returned (action names, step, ...)
                  seed:int=0, # seeds the sampling generator (`greedy=False`)
                 ):
         self.net, self.norm, self.greedy, self.meta, self.seed = net.eval(), normalizer.freeze(), greedy, meta or {}, seed
@@ -384,7 +365,7 @@ class LearnedTamiyo:
     @classmethod
     def load(cls, path:str|Path, greedy:bool=True, seed:int=0) -> LearnedTamiyo:
         "Load a `train_ppo` checkpoint (any of `POLICY_FORMATS`)."
-        net, norm, meta = load_policy(path)
+        net, norm, meta = load_ppo_policy(path)
         return cls(net, norm, greedy, meta, seed)
 
     def reset(self) -> None:

@@ -20,7 +20,7 @@ ap.add_argument('--total', type=int, default=1024); ap.add_argument('--lr', type
 ap.add_argument('--update-epochs', type=int, default=16); ap.add_argument('--name', default='checkpoint')
 ARGS = ap.parse_args(); TOTAL = ARGS.total
 # Rewards in tenths of a point (every term scaled by 0.1): per-step rewards of order 1 suit Adam at lr 3e-4.
-REWARD = RewardConfig(acc_scale=10., rent_weight=0.01, shaping_weight=0.01)
+REWARD = RewardConfig.preset('ppo')  # acc_scale=10, rent_weight=0.01, shaping_weight=0.01
 # The epoch limit as termination: with truncation the critic bootstraps from final states it never trains on
 # (after 5 updates V(s_E) was 3.96 where 0 is right, doubling the last target); see nbs/52_simic.env.ipynb.
 # The value clip of the preset is absolute (0.2 per update): with returns of order 10 the critic could not follow.
