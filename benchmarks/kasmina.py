@@ -7,6 +7,7 @@ Run: .venv/bin/python benchmarks/kasmina.py [--batch 256] [--rounds 15] [--threa
 import argparse, copy, json, platform, statistics, time
 import torch
 import torch.nn.functional as F
+from esper.io import seed_everything
 from esper.contracts.stages import SeedStage
 from esper.kasmina.host import HostCNN, MorphogeneticModel
 from esper.kasmina.slot import GateConfig
@@ -46,7 +47,7 @@ def main():
     ap.add_argument('--iters', type=int, default=3)
     ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads); torch.manual_seed(0)
+    torch.set_num_threads(a.threads); seed_everything(0)
     host = HostCNN(1, 10, widths=(8, 16, 32), slots_after=(0, 1, 2))
     configs = {'bare_host': host, 'dormant_3_slots': model_at(host, None), **{s.name: model_at(host, s) for s in STAGES}}
     x, y = torch.randn(a.batch, 1, 28, 28), torch.randint(0, 10, (a.batch,))

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
+from esper.io import seed_everything
 from esper.nissa.config import TelemetryConfig
 from esper.nissa.tracker import DiagnosticTracker
 from esper.nissa.output import make_hub
@@ -46,7 +47,7 @@ def main():
     ap.add_argument('--rounds', type=int, default=5); ap.add_argument('--n', type=int, default=4096)
     ap.add_argument('--batch', type=int, default=128); ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args()
-    torch.manual_seed(0); torch.set_num_threads(a.threads)
+    seed_everything(0); torch.set_num_threads(a.threads)
     x, y = torch.randn(a.n, 1, 28, 28), torch.randint(0, 10, (a.n,))
     xv, yv = torch.randn(a.n // 4, 1, 28, 28), torch.randint(0, 10, (a.n // 4,))
     modes = ['off', 'minimal', 'standard', 'diagnostic', 'off_again']  # off_again: the noise floor (A/A)

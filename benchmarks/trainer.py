@@ -4,6 +4,7 @@ overhead (goal ≤ 1.2). Run: .venv/bin/python benchmarks/trainer.py [--epochs 2
 import argparse, json, platform, time
 import torch
 import torch.nn.functional as F
+from esper.io import seed_everything
 from esper.trainer import RunConfig, Trainer, one_cycle
 from esper.data import batches
 from esper.kasmina.host import HostCNN
@@ -25,10 +26,10 @@ if __name__ == '__main__':
     a = ap.parse_args()
     cfg = RunConfig.preset('default', telemetry='standard', epochs=a.epochs, data_limit=a.data_limit)
     tr = Trainer(cfg, NissaHub([MemoryBackend()])); tr.reset()
-    torch.manual_seed(0)
+    gen = seed_everything(0)
     host = HostCNN(tr.data.in_channels, tr.data.n_classes, widths=cfg.widths, slots_after=())
     opt = torch.optim.SGD(host.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-    gen, step, total = torch.Generator().manual_seed(0), 0, cfg.epochs * tr.steps_per_epoch
+    step, total = 0, cfg.epochs * tr.steps_per_epoch
     t_tr, t_plain = [], []
     for e in range(cfg.epochs):  # alternate, so drifts in machine load hit both sides alike
         t0 = time.perf_counter(); tr.step(0); t_tr.append(time.perf_counter() - t0)

@@ -10,6 +10,7 @@ os.environ.setdefault('WANDB_MODE', 'disabled')
 import numpy as np
 import torch
 torch.set_num_threads(1)
+from esper.io import write_json
 from esper.simic.env import make_env_fn
 from esper.simic.ppo import PPOConfig, train_ppo
 from esper.simic.rewards import RewardConfig
@@ -49,6 +50,6 @@ def _write(hist, res, t0):
         d |= {'episode_returns': res.episode_returns, 'episode_steps': res.episode_steps, 'sps': res.sps, 'updates': res.updates,
               'finished': True}
     name = 'history' if ARGS.name == 'checkpoint' else ARGS.name
-    tmp = OUT / f'{name}.json.tmp'; tmp.write_text(json.dumps(d, indent=1)); os.replace(tmp, OUT / f'{name}.json')
+    write_json(OUT / f'{name}.json', d)
 
 if __name__ == '__main__': main()
