@@ -12,7 +12,7 @@ import torch
 torch.set_num_threads(1)
 from esper.simic.env import make_env_fn
 from esper.simic.ppo import make_vector_env
-from esper.trainer import RunConfig
+from esper.config import RunConfig
 
 def measure(n_envs:int, preset:str, episodes:int, seed:int=0) -> dict:
     "Env steps per second of `n_envs` async envs over `episodes` episodes each (after one warm-up step)."

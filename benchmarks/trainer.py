@@ -5,7 +5,9 @@ import argparse, json, platform, time
 import torch
 import torch.nn.functional as F
 from esper.io import seed_everything
-from esper.trainer import RunConfig, Trainer, one_cycle
+from esper.config import RunConfig
+from esper.schedules import one_cycle
+from esper.trainer import Trainer
 from esper.data import batches
 from esper.kasmina.host import HostCNN
 from esper.nissa.output import NissaHub, MemoryBackend

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 from .io import write_json
 from .flags import add_config_flags, add_set_flag, config_overrides, apply_overrides
-from .trainer import RunConfig, PRESETS
+from .config import RunConfig, PRESETS
 from .run import run, resume, load_run_checkpoint, start_run_dir, run_meta
 from .data import DataError
 from .nissa.config import TelemetryConfig

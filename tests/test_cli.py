@@ -46,7 +46,7 @@ def test_sigterm_leaves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
 def test_every_config_field_is_a_flag_with_its_comment_as_help():
     from esper.cli import parser
     from esper.flags import config_flags
-    from esper.trainer import RunConfig
+    from esper.config import RunConfig
     from esper.simic.ppo import PPOConfig
     from esper.simic.iql import IQLConfig
     from esper.simic.rewards import RewardConfig

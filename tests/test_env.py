@@ -13,7 +13,7 @@ from esper.nissa.output import NissaHub, MemoryBackend
 from esper.simic.env import ENV_ID, MorphogeneticEnv, make_env_fn
 from esper.simic.ppo import LearnedTamiyo, PPOConfig, make_vector_env, train_ppo
 from esper.tamiyo.baselines import make_policy
-from esper.trainer import RunConfig
+from esper.config import RunConfig
 from esper.run import run
 
 torch.set_num_threads(1)

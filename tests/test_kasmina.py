@@ -87,9 +87,9 @@ def test_blueprint_costs_and_identity(bp, C):
 
 
 def test_registry_and_conv_enhance_size():
-    assert BPS == ['noop', 'conv_enhance', 'attention', 'norm', 'depthwise']
+    assert BPS == ['noop', 'conv_enhance', 'attention', 'norm', 'depthwise', 'bottleneck', 'separable']
     assert 9000 < get_blueprint('conv_enhance').param_count(16) < 9500  # DESIGN §10: ~9.3k params at 16 channels
-    with pytest.raises(ValueError, match="unknown blueprint 'x'; known: noop, conv_enhance, attention, norm, depthwise"):
+    with pytest.raises(ValueError, match="unknown blueprint 'x'; known: noop, conv_enhance, attention, norm, depthwise, bottleneck, separable"):
         get_blueprint('x')
 
 

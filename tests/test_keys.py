@@ -10,7 +10,8 @@ from esper.simic.env import make_env_fn
 from esper.simic.episodes import EpisodeWriter, ToyMaskedEnv, UniformRandom, collect_episodes, load_episodes
 from esper.simic.iql import IQLConfig, train_iql
 from esper.simic.ppo import PPOConfig, train_ppo
-from esper.trainer import RunConfig, Trainer
+from esper.config import RunConfig
+from esper.trainer import Trainer
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import torch
 from esper.contracts.actions import n_actions
 from esper.contracts.signals import feature_names, n_features
 from esper.simic.episodes import episode_files, load_episodes
-from esper.trainer import RunConfig
+from esper.config import RunConfig
 
 ESPER = [sys.executable, '-m', 'esper.cli']
 # one torch thread: on a shared, loaded machine two threads make IQL updates ~20x slower

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from esper.contracts.stages import SeedStage
 from esper.contracts.schemas import TelemetryEventType as ET
-from esper.trainer import RunConfig, Trainer
+from esper.config import RunConfig
+from esper.trainer import Trainer
 from esper.run import run, resume, load_run_checkpoint
 from esper.tamiyo.baselines import make_policy
 from esper.nissa.output import NissaHub, MemoryBackend

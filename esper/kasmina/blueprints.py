@@ -10,7 +10,8 @@ from ..contracts.schemas import Blueprint
 
 # %% auto #0
 __all__ = ['BLUEPRINT_REGISTRY', 'count_flops', 'ResidualSeed', 'SqueezeExcite', 'NoopBlueprint', 'ConvEnhanceBlueprint',
-           'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint', 'get_blueprint']
+           'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint', 'BottleneckBlueprint', 'SeparableBlueprint',
+           'get_blueprint']
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #97ca24ff
 def count_flops(module:nn.Module, # any module taking one `(1, *input_shape)` tensor
@@ -116,9 +117,34 @@ class DepthwiseBlueprint:
     def flops(self, channels:int, height:int, width:int) -> int: return (18 * channels + 2 * channels**2) * height * width
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #572ed494
+class BottleneckBlueprint:
+    "A residual bottleneck `C → C/2 → C/2 → C` (1×1, 3×3, 1×1 convolutions with BatchNorm), the last BN zero-initialised."
+    name, control = 'bottleneck', False
+    def _mid(self, C:int) -> int: return max(1, C // 2)
+    def build(self, channels:int) -> nn.Module:
+        C = _check_channels(channels); m = self._mid(C)
+        return ResidualSeed(nn.Sequential(nn.Conv2d(C, m, 1, bias=False), nn.BatchNorm2d(m), nn.ReLU(),
+                                          nn.Conv2d(m, m, 3, padding=1, bias=False), nn.BatchNorm2d(m), nn.ReLU(),
+                                          nn.Conv2d(m, C, 1, bias=False), nn.BatchNorm2d(C)))
+    def param_count(self, channels:int) -> int: C, m = channels, self._mid(channels); return 2 * C * m + 9 * m * m + 4 * m + 2 * C
+    def flops(self, channels:int, height:int, width:int) -> int: C, m = channels, self._mid(channels); return (4 * C * m + 18 * m * m) * height * width
+
+class SeparableBlueprint:
+    "An inverted residual: 1×1 expansion to 2C, depthwise 3×3, 1×1 projection back to C (BatchNorm after each, the last zero-initialised)."
+    name, control = 'separable', False
+    def build(self, channels:int) -> nn.Module:
+        C = _check_channels(channels); e = 2 * C
+        return ResidualSeed(nn.Sequential(nn.Conv2d(C, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(),
+                                          nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False), nn.BatchNorm2d(e), nn.ReLU(),
+                                          nn.Conv2d(e, C, 1, bias=False), nn.BatchNorm2d(C)))
+    def param_count(self, channels:int) -> int: C, e = channels, 2 * channels; return 2 * C * e + 13 * e + 2 * C
+    def flops(self, channels:int, height:int, width:int) -> int: C, e = channels, 2 * channels; return (4 * C * e + 18 * e) * height * width
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #1758207b
 BLUEPRINT_REGISTRY: dict[str, Blueprint] = {b.name: b for b in (NoopBlueprint(), ConvEnhanceBlueprint(), AttentionBlueprint(),
-                                                                NormBlueprint(), DepthwiseBlueprint())}
-"Every blueprint by name: `noop` (the control) and the four germinable ones of `contracts.actions.BLUEPRINTS`."
+                                                                NormBlueprint(), DepthwiseBlueprint(), BottleneckBlueprint(),
+                                                                SeparableBlueprint())}
+"Every blueprint by name: `noop` (the control), the four germinable ones of `contracts.actions.BLUEPRINTS`, and the cheap `bottleneck` and `separable`."
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #10376871
 def get_blueprint(name:str, # a key of `BLUEPRINT_REGISTRY`

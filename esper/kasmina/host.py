@@ -103,8 +103,13 @@ def param_count(self:MorphogeneticModel) -> int: return sum(p.numel() for p in s
 
 @patch
 def flops_per_sample(self:MorphogeneticModel, input_shape:tuple[int, int, int]|None=None) -> int:
-    "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING)."
-    return count_flops(self, input_shape or self.host.input_shape)
+    "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING); cached per structure."
+    shape = tuple(input_shape or self.host.input_shape)
+    key = (shape, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s._override if s._override in (None, 0.) else 'forced')
+                    for s in self.slots))
+    cache = self.__dict__.setdefault('_flops_cache', {})
+    if key not in cache: cache[key] = count_flops(self, shape)
+    return cache[key]
 
 # %% ../../nbs/13_kasmina.host.ipynb #46860d92
 @patch

@@ -83,6 +83,7 @@ class SeedSlot(nn.Module):
         self.register_module('seed', None)
         self.reports: list[FieldReport] = []
         self._germinations, self._override = 0, None
+        self.incubating = True  # False: a TRAINING seed skips this batch (the trainer's `incubator_every`)
         self._clear()
 
     def _clear(self):
@@ -192,7 +193,7 @@ def forward(self:SeedSlot, h:torch.Tensor, # (B,C,H,W) host features
     seed, s, a = self.seed, self.stage, self._override
     if seed is None: return h
     if a is None:
-        if s == SeedStage.TRAINING: return incubator_forward(h, seed)
+        if s == SeedStage.TRAINING: return incubator_forward(h, seed) if self.incubating else h
         if s == SeedStage.BLENDING or s == SeedStage.SHADOWING: return blend_forward(h, seed, self.alpha)
         return seed(h) if s in _LIVE else h
     if a == 0.: return h

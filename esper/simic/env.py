@@ -15,7 +15,8 @@ from fastcore.basics import patch
 from ..contracts.actions import action_mask, action_names, n_actions
 from ..contracts.signals import TrainingSignals, n_features
 from ..io import jsonable
-from ..trainer import RunConfig, Trainer
+from ..config import RunConfig
+from ..trainer import Trainer
 from .features import observe
 from .rewards import RewardConfig, compute_reward
 

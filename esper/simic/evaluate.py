@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from ..io import load_checked
-from ..trainer import RunConfig
+from ..config import RunConfig
 from ..run import run
 from ..nissa.config import TelemetryConfig
 from ..nissa.output import NissaHub, MemoryBackend

@@ -15,7 +15,7 @@ import gymnasium as gym
 from ..io import jsonable, load_checked, rng_state, save_torch, seed_everything, set_rng_state
 from ..contracts.actions import Decision
 from ..contracts.schemas import TelemetryEvent, TelemetryEventType
-from ..trainer import RunConfig
+from ..config import RunConfig
 from .features import ObsNormalizer, obs_from_signals
 from .rewards import RewardConfig
 from .env import describe_env

@@ -1,0 +1,75 @@
+"Growth mechanisms: each keeps the isolation proofs, counts its FLOPs exactly, and is deterministic."
+import copy, math
+import pytest, torch
+import torch.nn.functional as F
+from esper.contracts.stages import SeedStage as S
+from esper.config import RunConfig
+from esper.trainer import Trainer
+from esper.kasmina.blueprints import count_flops
+from esper.nissa.output import NissaHub, MemoryBackend
+from test_kasmina import make, batch, host_grads, BPS
+
+TINY = RunConfig.preset('tiny')
+
+@pytest.mark.parametrize('bp', BPS)
+def test_a_skipped_incubator_batch_is_the_identity_and_isolated(bp):
+    "`incubating=False`: the slot computes exactly h (float64), the host's gradients are the seedless model's, the seed gets none."
+    m = make(bp, S.TRAINING); m.slots[0].incubating = False
+    x, y = batch()
+    bare = copy.deepcopy(m.host)
+    assert torch.equal(m(x), bare(x))
+    g = host_grads(m, lambda: F.cross_entropy(m(x), y))
+    bare.zero_grad(); F.cross_entropy(bare(x), y).backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(g, bare.parameters()))
+    assert all(p.grad is None for p in m.seed_parameters(0))
+
+def _training_epoch_flops(every):
+    tr = Trainer(RunConfig.preset('tiny', incubator_every=every)); tr.reset()
+    tr.step(1); tr.step(5)                     # germinate, advance: the next epoch is in TRAINING
+    assert tr.model.slots[0].stage == S.TRAINING
+    before = tr.train_flops; tr.step(0)
+    return tr, tr.train_flops - before
+
+@pytest.mark.parametrize('every', [1, 3])
+def test_training_flops_count_the_batches_the_incubator_ran(every):
+    tr, spent = _training_epoch_flops(every)   # (the seed is now in TRAINING still: WAIT did not advance it)
+    m, n, B = tr.model, len(tr.data.train_y), tr.config.batch_size
+    sizes = [min(B, n - i) for i in range(0, n, B)]
+    full, host = count_flops(m, m.host.input_shape), count_flops(m.host, m.host.input_shape)
+    ran = sum(k for i, k in enumerate(sizes) if i % every == 0)
+    assert spent == 3 * (full * ran + host * (n - ran))
+    assert (every == 1) == (spent == 3 * full * n)
+
+def test_eval_flops_count_validation_and_counterfactual_passes():
+    tr = Trainer(TINY); tr.reset()
+    e0 = tr.eval_flops
+    tr.step(1)                                  # GERMINATED: the seed does not run in the forward, but is measured
+    m, c = tr.model, tr.config
+    host = count_flops(m.host, m.host.input_shape)
+    with m.slots[0].override_alpha(1.): live = count_flops(m, m.host.input_shape)
+    assert live > host == count_flops(m, m.host.input_shape)
+    assert tr.eval_flops - e0 == host * c.val_size + c.contribution_batch * (live + host)
+    assert tr.history[-1]['model/eval_flops'] == tr.eval_flops
+
+def test_blueprint_menu_puts_a_cheap_block_behind_germinate_conv():
+    tr = Trainer(RunConfig.preset('tiny', blueprints=('bottleneck', 'attention', 'norm', 'depthwise'))); tr.reset()
+    r = tr.step(1)                              # GERMINATE_CONV
+    assert r.germinated and tr.model.slots[0].blueprint == 'bottleneck'
+    with pytest.raises(ValueError, match='RunConfig.blueprints must be 4 names'): RunConfig(blueprints=('bottleneck',))
+
+def test_wsd_holds_the_peak_until_the_decay():
+    tr = Trainer(RunConfig.preset('tiny', lr_schedule='wsd', decay_frac=0.34)); tr.reset()
+    for _ in range(6): tr.step(0)
+    lrs = [h['lr/host'] for h in tr.history]
+    assert lrs[1] == lrs[2] == lrs[3] == tr.config.lr and lrs[-1] < 0.2 * tr.config.lr
+    one = Trainer(TINY); one.reset(); one.step(0); one.step(0); one.step(0)
+    assert one.history[2]['lr/host'] < tr.config.lr       # one-cycle is already decaying there
+
+def test_mechanisms_are_deterministic():
+    cfg = RunConfig.preset('tiny', incubator_every=2, lr_schedule='wsd', blueprints=('separable', 'attention', 'norm', 'depthwise'))
+    hist = []
+    for _ in range(2):
+        tr = Trainer(cfg); tr.reset()
+        for a in (1, 5, 5, 5, 5, 5): tr.step(a, strict=False)
+        hist.append([{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history])
+    assert hist[0] == hist[1]
