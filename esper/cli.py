@@ -15,6 +15,7 @@ from .data import DataError
 from .nissa.config import TelemetryConfig
 from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
+from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .simic.env import make_env_fn
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig
@@ -121,16 +122,33 @@ def _out_dir(args, parts, config:dict, **meta) -> Path:
     write_json(out / 'config.json', config); write_json(out / 'meta.json', run_meta(**meta))
     return out
 
-def cmd_evaluate(args) -> int:
-    "Compare policies over seeds; print the table, save records, table and plot."
-    cfg, specs = _run_config(args), _specs(args.policies)
-    out = _out_dir(args, ('evaluate', cfg.dataset, '-'.join(map(str, args.seeds))),
-                   {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers}, command='evaluate')
-    n, done = len(specs) * len(args.seeds), []
+def _progress(n:int):
+    "A callback printing one line per finished run: `[k/n] label seed s: …`."
+    done = []
     def progress(r):
         done.append(r)
         print(f"[{len(done)}/{n}] {r['label']} seed {r['seed']}: test {r['test_acc']:.2%}, params {r['params']:,}, {r['wall_s']:.0f} s", flush=True)
-    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=progress)
+    return progress
+
+def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
+    "The frontier study: static budgets plus the growth arms, kept run by run in `out` (rerun with --out to continue)."
+    arms = static_arms(cfg, (args.frontier_blueprint,)) + [s for s in specs if s.label != 'static']
+    host, final = f'static_host@{cfg.epochs}ep', f'static_grown@{cfg.epochs}ep'
+    recs = run_study(cfg, arms, args.seeds, out, workers=args.workers, progress=_progress(len(arms) * len(args.seeds)))
+    summary = summarize_study(recs, host, final); table = format_study(summary)
+    write_json(out / 'summary.json', summary); (out / 'table.md').write_text(table + '\n')
+    plot_frontier(recs, summary, host).savefig(out / 'frontier.png', dpi=150)
+    print(table); print(f"outputs: {out}/ (summary.json, table.md, frontier.png, records/, config.json, meta.json)")
+    return 0
+
+def cmd_evaluate(args) -> int:
+    "Compare policies over seeds (or, with --frontier, against the static frontier); print the table, save records, table and plot."
+    cfg, specs = _run_config(args), _specs(args.policies)
+    out = _out_dir(args, ('evaluate', cfg.dataset, '-'.join(map(str, args.seeds))),
+                   {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers,
+                    'frontier': args.frontier}, command='evaluate')
+    if args.frontier: return _frontier(args, cfg, specs, out)
+    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=_progress(len(specs) * len(args.seeds)))
     rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
     table = format_table(rows)
     write_json(out / 'records.json', recs, indent=None); (out / 'table.md').write_text(table + '\n')
@@ -144,7 +162,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--seeds', type=_seeds, default=[0, 1, 2], help='comma-separated seeds')
     p.add_argument('--preset', default='default', choices=sorted(PRESETS), help='run preset')
     p.add_argument('--workers', type=_positive, default=1, help='parallel processes')
-    p.add_argument('--out', help='output folder (default: a fresh run folder)')
+    p.add_argument('--out', help='output folder (default: a fresh run folder; with --frontier, an earlier one continues)')
+    p.add_argument('--frontier', action='store_true', help='judge the policies against static models at several epoch budgets')
+    p.add_argument('--frontier-blueprint', default='conv_enhance', help='the fossil of the static grown model (--frontier)')
     _common(p, wandb=False); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_evaluate)
 

@@ -22,7 +22,7 @@ from .ppo import POLICY_FORMATS, LearnedTamiyo
 from .iql import IQL_FORMAT, IQLPolicy
 
 # %% auto #0
-__all__ = ['PolicySpec', 'load_policy', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table', 'plot_comparison']
+__all__ = ['PolicySpec', 'load_policy', 'run_job', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table', 'plot_comparison']
 
 # %% ../../nbs/57_simic.evaluate.ipynb #b2f872fe
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ def load_policy(spec:str, # a policy name or the path of a trained policy file
     return LearnedTamiyo.load(p) if fmt in POLICY_FORMATS else IQLPolicy.load(p)
 
 # %% ../../nbs/57_simic.evaluate.ipynb #5b984278
-def _one(job:tuple) -> dict:
-    "Run one (spec, seed) job; top level so worker processes can receive it."
+def run_job(job:tuple) -> dict:
+    "Run one `(spec, seed, base config dict, save, runs_root, threads)` job and return its record; top level so worker processes can receive it."
     spec, seed, base, save, runs_root, threads = job
     if threads: torch.set_num_threads(threads)
     cfg = replace(RunConfig.from_dict(base), seed=seed, **spec.overrides)
@@ -74,10 +74,10 @@ def evaluate(config:RunConfig, # the base task (seed is replaced per run)
     out = []
     if workers <= 1:
         for j in jobs:
-            out.append(_one(j)); progress and progress(out[-1])
+            out.append(run_job(j)); progress and progress(out[-1])
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
-            for r in ex.map(_one, jobs):
+            for r in ex.map(run_job, jobs):
                 out.append(r); progress and progress(r)
     return out
 

@@ -1,0 +1,62 @@
+"""Per-batch cost of a seed in each stage under each growth mechanism, as a ratio of the bare host (side by side, one process).
+
+Mechanisms: the blueprint (conv_enhance, bottleneck, separable) and the cheaper incubator (a TRAINING seed that skips
+the batch, as `RunConfig.incubator_every` makes it do on k-1 batches in k). Also the analytic FLOP ratio of each, so the
+measured time can be read against the work. Prints one JSON line.
+Run: .venv/bin/python benchmarks/growth.py [--batch 256] [--rounds 9] [--threads 1]
+"""
+import argparse, copy, json, platform, statistics, time
+import torch
+import torch.nn.functional as F
+from esper.io import seed_everything
+from esper.contracts.stages import SeedStage
+from esper.kasmina.host import HostCNN, MorphogeneticModel
+from esper.kasmina.slot import GateConfig
+from esper.kasmina.blueprints import count_flops
+
+OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0, g4_max_harm=1., g5_min_contribution=-1.)
+BLUEPRINTS = ('conv_enhance', 'bottleneck', 'separable')
+STAGES = (SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.FOSSILIZED)
+
+def model_at(host, bp, stage, incubating=True):
+    "A model around a copy of `host` whose slot holds a `bp` seed at `stage`."
+    m = MorphogeneticModel(copy.deepcopy(host), OPEN); s = m.slots[0]
+    s.germinate(bp, 0)
+    while s.stage != stage:
+        if s.stage == SeedStage.BLENDING and s.alpha < 1:
+            if stage == SeedStage.BLENDING: break
+            s.step_epoch(0); continue
+        if s.stage in (SeedStage.SHADOWING, SeedStage.PROBATIONARY): s.record_contribution(0.5, 0.5)
+        assert s.advance(0).passed
+    s.incubating = incubating
+    return m
+
+def fwd_bwd_ms(model, x, y, iters):
+    t = time.perf_counter()
+    for _ in range(iters):
+        model.zero_grad(set_to_none=True); F.cross_entropy(model(x), y).backward()
+    return 1e3 * (time.perf_counter() - t) / iters
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--batch', type=int, default=256); ap.add_argument('--rounds', type=int, default=9)
+    ap.add_argument('--iters', type=int, default=3); ap.add_argument('--threads', type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads); seed_everything(0)
+    host = HostCNN(1, 10, widths=(8, 16, 32), slots_after=(1,))
+    configs = {'bare_host': host, 'TRAINING_skipped': model_at(host, 'conv_enhance', SeedStage.TRAINING, incubating=False),
+               **{f'{bp}/{st.name}': model_at(host, bp, st) for bp in BLUEPRINTS for st in STAGES}}
+    x, y = torch.randn(a.batch, 1, 28, 28), torch.randint(0, 10, (a.batch,))
+    for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
+    times = {k: [] for k in configs}
+    for _ in range(a.rounds):  # interleaved, so drift and neighbours' load hit every config alike
+        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, a.iters))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = count_flops(host, (1, 28, 28))
+    print(json.dumps({'benchmark': 'growth.fwd_bwd', 'batch': a.batch, 'widths': [8, 16, 32], 'slot': 'after block 1 (16 ch, 7x7)',
+                      'threads': a.threads, 'rounds': a.rounds, 'bare_host_ms': round(med['bare_host'], 3),
+                      'time_ratio_vs_bare': {k: round(med[k] / med['bare_host'], 3) for k in configs if k != 'bare_host'},
+                      'flops_ratio_vs_bare': {k: round(count_flops(m, (1, 28, 28)) / base, 3) for k, m in configs.items() if k != 'bare_host'},
+                      'torch': torch.__version__, 'cpu': platform.processor() or platform.machine()}))
+
+if __name__ == '__main__': main()

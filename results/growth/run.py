@@ -1,0 +1,69 @@
+"""The growth study: every mechanism against the static frontier on the default preset (paired seeds).
+
+Run from the repository root: `.venv/bin/python results/growth/run.py --phase screen` (3 seeds, every arm), then
+`--phase final` (10 seeds, the static frontier, the baselines and the winner of the screen). Every finished run is
+kept in results/growth/default/records/; rerunning continues where it stopped. Writes summary.json, table.md and
+frontier.png beside the records.
+"""
+import argparse, json, os, sys
+from pathlib import Path
+os.environ.setdefault('WANDB_MODE', 'disabled')
+from esper.io import write_json
+from esper.config import RunConfig
+from esper.simic.evaluate import PolicySpec
+from esper.simic.frontier import static_arms, run_study, load_records, summarize_study, format_study, plot_frontier
+
+OUT = Path(__file__).resolve().parent / 'default'
+BASE = RunConfig.preset('default')
+MENU_BOTTLENECK = ('bottleneck', 'attention', 'norm', 'depthwise')
+STATIC = static_arms(BASE) + [PolicySpec('static_bottleneck@10ep', 'static', {'static_seeds': ('bottleneck',)}),
+                              PolicySpec('static_2slots@10ep', 'static', {'slots_after': (0, 1), 'static_seeds': ('conv_enhance', 'conv_enhance')})]
+GROWTH = [PolicySpec('heuristic', 'heuristic'),
+          PolicySpec('periodic', 'periodic'),
+          PolicySpec('heuristic+incubator4', 'heuristic', {'incubator_every': 4}),
+          PolicySpec('heuristic+wsd', 'heuristic', {'lr_schedule': 'wsd'}),
+          PolicySpec('heuristic+seedlr2', 'heuristic', {'seed_lr_mult': 2.0}),
+          PolicySpec('heuristic+bottleneck', 'heuristic', {'blueprints': MENU_BOTTLENECK}),
+          PolicySpec('heuristic+2slots', 'heuristic', {'slots_after': (0, 1)}, {'max_active_seeds': 2})]
+FINAL_OF = {'heuristic+bottleneck': 'static_bottleneck@10ep', 'heuristic+2slots': 'static_2slots@10ep', '*': 'static_grown@10ep'}
+HOST = 'static_host@10ep'
+
+def combo(winners):
+    "One arm that combines the overrides of the screen's best arms."
+    over = {}
+    for w in winners: over.update(w.overrides)
+    kw = {}
+    for w in winners: kw.update(w.kwargs)
+    return PolicySpec('heuristic+' + '+'.join(w.label.split('+', 1)[1] for w in winners), 'heuristic', over, kw)
+
+def report(specs, seeds):
+    recs = load_records(OUT, [s.label for s in specs], seeds)
+    summary = summarize_study(recs, HOST, FINAL_OF)
+    summary.update(preset='default', base_epochs=BASE.epochs, note='test accuracy in %, FLOP ratios of mean training FLOPs; paired over seeds')
+    write_json(OUT / 'summary.json', summary)
+    (OUT / 'table.md').write_text(format_study(summary) + '\n')
+    import matplotlib; matplotlib.use('Agg')
+    plot_frontier(recs, summary, HOST).savefig(OUT / 'frontier.png', dpi=150)
+    print(format_study(summary), flush=True)
+    return summary
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--phase', choices=['screen', 'final', 'report'], default='screen')
+    ap.add_argument('--workers', type=int, default=2)
+    a = ap.parse_args()
+    progress = lambda r: print(f"{r['label']} seed {r['seed']}: test {100 * r['test_acc']:.2f}%, {r['train_flops'] / 1e12:.2f} TFLOPs, {r['wall_s']:.0f} s", flush=True)
+    if a.phase == 'screen':
+        specs, seeds = STATIC + GROWTH, [0, 1, 2]
+        run_study(BASE, specs, seeds, OUT, workers=a.workers, progress=progress)
+    else:
+        screen = {r['label']: r for r in summarize_study(load_records(OUT, [s.label for s in STATIC + GROWTH], [0, 1, 2]), HOST, FINAL_OF)['arms']}
+        mech = sorted((s for s in GROWTH if '+' in s.label), key=lambda s: -screen[s.label]['frontier_margin'])
+        helpful = [s for s in mech if screen[s.label]['frontier_margin'] > screen['heuristic']['frontier_margin']
+                   and 'slots_after' not in s.overrides and 'blueprints' not in s.overrides]  # combine what shares one final size
+        specs = STATIC + GROWTH[:2] + mech[:1] + ([combo(helpful[:2])] if len(helpful) >= 2 else [])
+        seeds = list(range(10))
+        if a.phase == 'final': run_study(BASE, specs, seeds, OUT, workers=a.workers, progress=progress)
+    report(specs, seeds)
+
+if __name__ == '__main__': main()
