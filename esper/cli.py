@@ -66,6 +66,7 @@ def _summary(res) -> str:
     if res.run_dir: lines.append(f"outputs: {res.run_dir}/ (result.json, events.jsonl, checkpoint.pt, grown_model.pt/.json, lifecycle.png, curves.png)")
     return '\n'.join(lines)
 
+# %% ../nbs/60_cli.ipynb #9e60386f
 def _resume_train(args):
     "The checkpoint and policy of `--resume`, read once."
     if config_overrides(args) or args.preset != 'default':
@@ -130,6 +131,7 @@ def _progress(n:int):
         print(f"[{len(done)}/{n}] {r['label']} seed {r['seed']}: test {r['test_acc']:.2%}, params {r['params']:,}, {r['wall_s']:.0f} s", flush=True)
     return progress
 
+# %% ../nbs/60_cli.ipynb #1e8e8540
 def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
     "The frontier study: static budgets plus the growth arms, kept run by run in `out` (rerun with --out to continue)."
     arms = static_arms(cfg, (args.frontier_blueprint,)) + [s for s in specs if s.label != 'static']
@@ -180,9 +182,11 @@ def _behaviour(spec:str, n_slots:int, seed:int):
     pol = load_policy(name, n_slots, seed)
     return EpsilonGreedy(pol, e, seed=seed) if e > 0 else pol
 
+# %% ../nbs/60_cli.ipynb #3c575518
 def _reward(args, preset:str) -> RewardConfig:
     return apply_overrides(RewardConfig.preset(args.reward_preset or preset), config_overrides(args, 'reward'))
 
+# %% ../nbs/60_cli.ipynb #89ef01f2
 def _changed(cfg:RunConfig) -> dict:
     "The fields of `cfg` that differ from its preset: the env's `RunConfig` overrides."
     base = RunConfig.preset(cfg.preset)
@@ -230,6 +234,7 @@ def cmd_iql(args) -> int:
     print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}; run: {run_dir}/")
     return 0
 
+# %% ../nbs/60_cli.ipynb #8cc50e91
 def _printer(total:int, key:str, every:int=1):
     "A `log_fn` that prints one progress line per `every` steps (and at the end)."
     def log(m, step):

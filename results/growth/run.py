@@ -37,9 +37,13 @@ def combo(winners):
     return PolicySpec('heuristic+' + '+'.join(w.label.split('+', 1)[1] for w in winners), 'heuristic', over, kw)
 
 def report(specs, seeds):
+    "Summary, table and plot over the seeds on which every arm has finished (the paired comparison needs them all)."
+    have = {(r['label'], r['seed']) for r in load_records(OUT, [s.label for s in specs], seeds)}
+    seeds = [sd for sd in seeds if all((s.label, sd) in have for s in specs)]
     recs = load_records(OUT, [s.label for s in specs], seeds)
     summary = summarize_study(recs, HOST, FINAL_OF)
-    summary.update(preset='default', base_epochs=BASE.epochs, note='test accuracy in %, FLOP ratios of mean training FLOPs; paired over seeds')
+    summary.update(preset='default', base_epochs=BASE.epochs, seeds=seeds, command='.venv/bin/python results/growth/run.py --phase screen|final',
+                   note='test accuracy in %; FLOP ratios of mean training FLOPs; deltas and margins paired over the seeds')
     write_json(OUT / 'summary.json', summary)
     (OUT / 'table.md').write_text(format_study(summary) + '\n')
     import matplotlib; matplotlib.use('Agg')
@@ -61,7 +65,9 @@ def main():
         mech = sorted((s for s in GROWTH if '+' in s.label), key=lambda s: -screen[s.label]['frontier_margin'])
         helpful = [s for s in mech if screen[s.label]['frontier_margin'] > screen['heuristic']['frontier_margin']
                    and 'slots_after' not in s.overrides and 'blueprints' not in s.overrides]  # combine what shares one final size
-        specs = STATIC + GROWTH[:2] + mech[:1] + ([combo(helpful[:2])] if len(helpful) >= 2 else [])
+        chosen = mech[:1] + ([combo(helpful[:2])] if len(helpful) >= 2 else [])
+        finals = {FINAL_OF.get(c.label, FINAL_OF['*']) for c in chosen}
+        specs = [s for s in STATIC if s.label in finals or s.label.split('@')[0] in ('static_host', 'static_grown')] + GROWTH[:2] + chosen
         seeds = list(range(10))
         if a.phase == 'final': run_study(BASE, specs, seeds, OUT, workers=a.workers, progress=progress)
     report(specs, seeds)
