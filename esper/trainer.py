@@ -55,6 +55,7 @@ class Trainer:
         self.data = data or load_dataset(config.dataset, seed=config.seed, val_size=config.val_size,
                                          device=self.device, limit=config.data_limit)
         self.stop_requested, self.model = False, None
+        self.one_pass = True  # validation and contributions share the features before each slot (False: three passes, same numbers)
 
     def mask(self) -> list[bool]:
         "Which actions are structurally valid now."
@@ -189,17 +190,33 @@ def train_epoch(self:Trainer) -> dict[str, float]:
 @patch
 def evaluate(self:Trainer, split:str='val', # 'val' or 'test'
              chunk:int=2000, # images per forward pass
-            ) -> dict[str, float]:
-    "Loss and accuracy on `split`; validation also feeds per-class counts."
+             counterfactual:bool=False, # also the first chunk's per-slot α = 1 / α = 0 logits (`MorphogeneticModel.forward_counterfactual`)
+            ) -> dict[str, float]|tuple[dict[str, float], dict]:
+    "Loss and accuracy on `split` (validation also feeds per-class counts); with `counterfactual`, also the first chunk's counterfactual logits."
     x, y = (self.data.val_x, self.data.val_y) if split == 'val' else (self.data.test_x, self.data.test_y)
-    self.model.eval(); loss, correct = 0., 0
+    self.model.eval(); loss, correct, cf = 0., 0, {}
     self.eval_flops += self.model.flops_per_sample() * len(y)
     with torch.no_grad():
         for i in range(0, len(y), chunk):
-            logits = self.model(x[i:i + chunk]); yy = y[i:i + chunk]
+            xx, yy = x[i:i + chunk], y[i:i + chunk]
+            if counterfactual and i == 0: logits, cf = self.model.forward_counterfactual(xx)
+            else: logits = self.model(xx)
             loss += F.cross_entropy(logits, yy, reduction='sum').item(); correct += (logits.argmax(1) == yy).sum().item()
             if split == 'val': self.diag.record_batch(logits, yy)
-    return {f'{split}/loss': loss / len(y), f'{split}/acc': correct / len(y)}
+    m = {f'{split}/loss': loss / len(y), f'{split}/acc': correct / len(y)}
+    return (m, cf) if counterfactual else m
+
+@patch
+def _validate(self:Trainer, chunk:int=2000) -> tuple[dict[str, float], list[float|None]]:
+    "Validation metrics and each live seed's contribution; in one pass when the contribution batch is the first chunk (and `one_pass`)."
+    n, xv, yv = self.config.contribution_batch, self.data.val_x[:self.config.contribution_batch], self.data.val_y[:self.config.contribution_batch]
+    for k in self.model.live_slots():  # the counterfactual passes: full forwards, or the tails after the shared prefix
+        saved = self.model.prefix_flops(k) if self.one_pass else 0
+        self.eval_flops += len(yv) * (self._flops_with_alpha(k, 1.) + self._flops_with_alpha(k, 0.) - 2 * saved)
+    if self.one_pass and n == min(chunk, len(self.data.val_y)):
+        m, cf = self.evaluate('val', chunk, counterfactual=True)
+        return m, self.model.record_counterfactuals(cf, yv)
+    return self.evaluate('val', chunk), self.model.measure_contributions(xv, yv, one_pass=self.one_pass)
 
 # %% ../nbs/41_trainer.ipynb #9501036a
 def epoch_metrics(m:dict[str, float], # this epoch's logged metrics
@@ -242,11 +259,9 @@ def step(self:Trainer, action:int, # the flat action to apply before the epoch
     t0, c = time.perf_counter(), self.config
     info = self.apply(action, strict)
     metrics = self.train_epoch()
-    metrics.update(self.evaluate())
-    xv, yv = self.data.val_x[:c.contribution_batch], self.data.val_y[:c.contribution_batch]
-    self.eval_flops += len(yv) * sum(self._flops_with_alpha(i, 1.) + self._flops_with_alpha(i, 0.) for i in self.model.live_slots())
-    contribs = self.model.measure_contributions(xv, yv)
-    if self.tel.sharpness: self.diag.sharpness(self.model, F.cross_entropy, xv, yv)  # diagnostic profile: logged as grad/sharpness
+    val, contribs = self._validate()
+    metrics.update(val)
+    if self.tel.sharpness: self.diag.sharpness(self.model, F.cross_entropy, self.data.val_x[:c.contribution_batch], self.data.val_y[:c.contribution_batch])
     during = [(int(s.stage), float(s.alpha)) for s in self.model.slots]  # what this epoch trained with
     self.epoch += 1
     metrics.update(self.diag.end_epoch(self.epoch, metrics))  # before set_groups, which starts a fresh epoch

@@ -40,15 +40,18 @@ def test_training_flops_count_the_batches_the_incubator_ran(every):
     assert spent == 3 * (full * ran + host * (n - ran))
     assert (every == 1) == (spent == 3 * full * n)
 
-def test_eval_flops_count_validation_and_counterfactual_passes():
-    tr = Trainer(TINY); tr.reset()
+@pytest.mark.parametrize('one_pass', [True, False])
+def test_eval_flops_count_validation_and_counterfactual_passes(one_pass):
+    tr = Trainer(TINY); tr.one_pass = one_pass; tr.reset()
     e0 = tr.eval_flops
     tr.step(1)                                  # GERMINATED: the seed does not run in the forward, but is measured
     m, c = tr.model, tr.config
     host = count_flops(m.host, m.host.input_shape)
     with m.slots[0].override_alpha(1.): live = count_flops(m, m.host.input_shape)
     assert live > host == count_flops(m, m.host.input_shape)
-    assert tr.eval_flops - e0 == host * c.val_size + c.contribution_batch * (live + host)
+    shared = m.prefix_flops(0) if one_pass else 0   # one pass: the counterfactuals run only the network after the slot
+    assert 0 < m.prefix_flops(0) < host
+    assert tr.eval_flops - e0 == host * c.val_size + c.contribution_batch * (live + host - 2 * shared)
     assert tr.history[-1]['model/eval_flops'] == tr.eval_flops
 
 def test_blueprint_menu_puts_a_cheap_block_behind_germinate_conv():

@@ -128,22 +128,74 @@ def _accuracy(logits:torch.Tensor, y:torch.Tensor) -> float: return (logits.argm
 
 # %% ../../nbs/13_kasmina.host.ipynb #e7dfcceb
 @patch
+def _tail(self:MorphogeneticModel, h:torch.Tensor, # host features entering slot `k`
+          k:int) -> torch.Tensor:
+    "The network from slot `k` on: the slot, the later blocks and slots, the classifier."
+    x = self.slots[k](h)
+    for i in range(self.host.slots_after[k] + 1, len(self.host.blocks)):
+        x = self.host.blocks[i](x); j = self._slot_at.get(i)
+        if j is not None: x = self.slots[j](x)
+    return self.host.classify(x)
+
+@patch
+def forward_counterfactual(self:MorphogeneticModel, x:torch.Tensor, # a batch
+                          ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    "The logits as the model is, and per live slot the logits with its α forced to 1 and to 0: the features before each slot are computed once."
+    _check_input(x, self.host.in_channels)
+    live, before = set(self.live_slots()), {}
+    for i, b in enumerate(self.host.blocks):
+        x = b(x); k = self._slot_at.get(i)
+        if k is not None:
+            if k in live: before[k] = x
+            x = self.slots[k](x)
+    cf = {}
+    for k, h in before.items():
+        with self.slots[k].override_alpha(1.): live1 = self._tail(h, k)
+        with self.slots[k].override_alpha(0.): cf[k] = (live1, self._tail(h, k))
+    return self.host.classify(x), cf
+
+@patch
+def record_counterfactuals(self:MorphogeneticModel, cf:dict[int, tuple[torch.Tensor, torch.Tensor]], # from `forward_counterfactual`
+                           y:torch.Tensor, # the batch's labels
+                          ) -> list[float|None]:
+    "Record each live slot's contribution (accuracy at α = 1 minus at α = 0) and its α = 1 loss; None for the other slots."
+    out = []
+    for k, s in enumerate(self.slots):
+        if k not in cf: out.append(None); continue
+        live, bypassed = cf[k]
+        s.record_train_loss(F.cross_entropy(live, y).item())  # the seed's loss as if live: G2 refuses a non-finite one
+        out.append(s.record_contribution(_accuracy(live, y), _accuracy(bypassed, y)))
+    return out
+
+@patch
 def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validation batch
                           y:torch.Tensor, # its labels
+                          one_pass:bool=True, # share the features before each slot (False: a full forward per α, same numbers)
                          ) -> list[float|None]:
     "Per slot with a live seed: accuracy with α forced to 1 minus forced to 0 (eval mode, no grad); recorded on the slot with the α = 1 loss."
-    was, out = self.training, []
+    was = self.training
     self.eval()
     try:
         with torch.no_grad():
-            for s in self.slots:
-                if s.seed is None or not is_active_stage(s.stage): out.append(None); continue
-                with s.override_alpha(1.): logits = self(x)
-                with s.override_alpha(0.): bypassed = _accuracy(self(x), y)
-                s.record_train_loss(F.cross_entropy(logits, y).item())  # the seed's loss as if live: G2 refuses a non-finite one
-                out.append(s.record_contribution(_accuracy(logits, y), bypassed))
+            if one_pass: return self.record_counterfactuals(self.forward_counterfactual(x)[1], y)
+            cf = {}
+            for k in self.live_slots():
+                with self.slots[k].override_alpha(1.): live = self(x)
+                with self.slots[k].override_alpha(0.): cf[k] = (live, self(x))
+            return self.record_counterfactuals(cf, y)
     finally: self.train(was)
-    return out
+
+@patch
+def prefix_flops(self:MorphogeneticModel, k:int, # a slot
+                ) -> int:
+    "FLOPs per sample of the network before slot `k` (what a counterfactual pass from that slot on does not repeat); cached per structure."
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating) for s in self.slots[:k]))
+    cache = self.__dict__.setdefault('_flops_cache', {})
+    if key not in cache:
+        mods = [m for i in range(self.host.slots_after[k] + 1)
+                for m in (self.host.blocks[i], *([self.slots[self._slot_at[i]]] if i in self._slot_at and self._slot_at[i] < k else []))]
+        cache[key] = count_flops(nn.Sequential(*mods), self.host.input_shape)
+    return cache[key]
 
 # %% ../../nbs/13_kasmina.host.ipynb #6f84ce3f
 class MorphoOptimizer:
