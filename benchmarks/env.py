@@ -1,10 +1,11 @@
-"""MorphogeneticEnv throughput: env steps (epochs) per second with 1, 2 and 4 AsyncVectorEnv envs on the 'small' preset.
+"""MorphogeneticEnv cost: process CPU seconds per step with and without a live seed, for the one-pass evaluation and the
+old three-pass one side by side (`live_speedup`), then env steps (epochs) per second with 1 and 2 AsyncVectorEnv envs.
 
 Random valid actions; every count is measured side by side in this one process, after a warm-up step, over
 whole episodes (resets included). Prints one JSON line; `step_s_per_env` is the wall time of one vector step
 (every env plays one epoch), `loadavg_1m_before` says how busy the machine already was.
 
-    .venv/bin/python benchmarks/env.py [--preset small] [--episodes 2] [--envs 1,2,4]
+    .venv/bin/python benchmarks/env.py [--preset small] [--rounds 3] [--episodes 2] [--envs 1,2]
 """
 import argparse, json, os, platform, time
 import numpy as np
@@ -13,6 +14,7 @@ torch.set_num_threads(1)
 from esper.simic.env import make_env_fn
 from esper.simic.ppo import make_vector_env
 from esper.config import RunConfig
+from esper.io import rng_state, set_rng_state
 
 def measure(n_envs:int, preset:str, episodes:int, seed:int=0) -> dict:
     "Env steps per second of `n_envs` async envs over `episodes` episodes each (after one warm-up step)."
@@ -30,15 +32,41 @@ def measure(n_envs:int, preset:str, episodes:int, seed:int=0) -> dict:
     return {'n_envs': n_envs, 'vector_steps': n_steps, 'env_steps': n_steps * n_envs, 'wall_s': round(wall, 2),
             'env_steps_per_s': round(n_steps * n_envs / wall, 3), 'step_s_per_env': round(wall / n_steps, 3)}
 
+def cpu_per_step(preset:str, rounds:int, seed:int=0) -> dict:
+    "Process CPU seconds per env step (one epoch) with a live seed and without, for the one-pass and the three-pass evaluation."
+    from esper.trainer import Trainer
+    cfg = RunConfig.preset(preset, seed=seed)
+    t = {(p, live): [] for p in ('one_pass', 'three_pass') for live in (True, False)}
+    data = Trainer(cfg).data
+    for r in range(rounds):
+        runs = {p: Trainer(cfg, data=data) for p in ('one_pass', 'three_pass')}
+        rng = {}
+        for p, tr in runs.items(): tr.one_pass = p == 'one_pass'; tr.reset(); rng[p] = rng_state()
+        actions = [0, 1] + [5] * (cfg.epochs - 2)   # two epochs without a seed, then germinate and advance
+        for a in actions:                          # the two paths alternate, so load drifts hit both alike
+            for p, tr in runs.items():
+                set_rng_state(rng[p])              # each run keeps its own global generators (a new seed draws from them)
+                live = bool(tr.model.live_slots()) or a == 1
+                c0 = time.process_time(); tr.step(a, strict=False); t[(p, live)].append(time.process_time() - c0)
+                rng[p] = rng_state()
+        h = [tr.history for tr in runs.values()]
+        assert [x['val/acc'] for x in h[0]] == [x['val/acc'] for x in h[1]], "the two paths must give the same run"
+    mean = lambda k: float(np.mean(t[k]))
+    out = {f'cpu_s_per_step_{"live" if live else "dormant"}_{p}': round(mean((p, live)), 4) for (p, live) in t}
+    out['live_speedup'] = round(mean(('three_pass', True)) / mean(('one_pass', True)), 3)
+    out['dormant_speedup'] = round(mean(('three_pass', False)) / mean(('one_pass', False)), 3)
+    return out
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--preset', default='small'); ap.add_argument('--episodes', type=int, default=2)
-    ap.add_argument('--envs', default='1,2,4')
+    ap.add_argument('--envs', default='1,2'); ap.add_argument('--rounds', type=int, default=3)
     a = ap.parse_args()
     load = os.getloadavg()[0]
+    cpu = cpu_per_step(a.preset, a.rounds)
     rows = [measure(int(n), a.preset, a.episodes) for n in a.envs.split(',')]
     base = rows[0]['env_steps_per_s']
-    print(json.dumps({'bench': 'env', 'preset': a.preset, 'vector': 'async', 'episodes_per_env': a.episodes,
+    print(json.dumps({'bench': 'env', 'preset': a.preset, **cpu, 'vector': 'async', 'episodes_per_env': a.episodes,
                       'env_steps_per_s': {r['n_envs']: r['env_steps_per_s'] for r in rows},
                       'scaling_vs_1': {r['n_envs']: round(r['env_steps_per_s'] / base, 2) for r in rows},
                       'step_s_per_env': {r['n_envs']: r['step_s_per_env'] for r in rows},
