@@ -1,5 +1,7 @@
 """MorphogeneticEnv cost: process CPU seconds per step with and without a live seed, for the one-pass evaluation and the
-old three-pass one side by side (`live_speedup`), then env steps (epochs) per second with 1 and 2 AsyncVectorEnv envs.
+old three-pass one side by side (`live_speedup`); the reward noise of a fixed (periodic) policy over 16 run seeds,
+plain and paired with the static twin (`return_std_plain`, `return_std_paired`); then env steps (epochs) per second
+with 1 and 2 AsyncVectorEnv envs.
 
 Random valid actions; every count is measured side by side in this one process, after a warm-up step, over
 whole episodes (resets included). Prints one JSON line; `step_s_per_env` is the wall time of one vector step
@@ -57,13 +59,36 @@ def cpu_per_step(preset:str, rounds:int, seed:int=0) -> dict:
     out['dormant_speedup'] = round(mean(('three_pass', False)) / mean(('one_pass', False)), 3)
     return out
 
+def reward_noise(preset:str, n_seeds:int) -> dict:
+    "Std over run seeds of the periodic policy's episode return, plain and paired with the static twin (common random numbers)."
+    import tempfile
+    from esper.simic.env import MorphogeneticEnv
+    from esper.simic.rewards import RewardConfig, compute_reward
+    from esper.tamiyo.baselines import make_policy
+    plain_cfg, paired_cfg = RewardConfig(), RewardConfig(baseline='static')
+    env = MorphogeneticEnv(preset, reward_config=paired_cfg, baseline_cache=tempfile.mkdtemp(), time_limit='terminate')
+    plain, paired, twin_plain = [], [], []
+    for seed in range(n_seeds):
+        pol = make_policy('periodic', n_slots=env.config.n_slots); pol.reset()
+        _, info = env.reset(options={'run_seed': seed}); prev, done, rp, rq = info['signals'], False, 0., 0.
+        while not done:
+            _, r, term, trunc, info = env.step(pol.decide(prev, info['action_mask']).action); done = term or trunc
+            rp += compute_reward(prev, info['signals'], terminal=done, config=plain_cfg)[0] + info['reward_components']['invalid_action']
+            rq += r; prev = info['signals']
+        b = env.baseline  # the static twin's return under the plain reward: accuracy gain plus the terminal bonus
+        plain.append(rp); paired.append(rq); twin_plain.append(100 * (b[-1] - b[0]) + 0.5 * 100 * b[-1])
+    sd = lambda v: float(np.std(v, ddof=1))
+    return {'reward_noise_seeds': n_seeds, 'return_std_plain': round(sd(plain), 3), 'return_std_paired': round(sd(paired), 3),
+            'return_std_diff_periodic_minus_static': round(sd(np.subtract(plain, twin_plain)), 3),
+            'noise_reduction': round(sd(plain) / sd(paired), 2), 'return_mean_paired': round(float(np.mean(paired)), 3)}
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--preset', default='small'); ap.add_argument('--episodes', type=int, default=2)
-    ap.add_argument('--envs', default='1,2'); ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--envs', default='1,2'); ap.add_argument('--rounds', type=int, default=3); ap.add_argument('--noise-seeds', type=int, default=16)
     a = ap.parse_args()
     load = os.getloadavg()[0]
-    cpu = cpu_per_step(a.preset, a.rounds)
+    cpu = {**cpu_per_step(a.preset, a.rounds), **reward_noise(a.preset, a.noise_seeds)}
     rows = [measure(int(n), a.preset, a.episodes) for n in a.envs.split(',')]
     base = rows[0]['env_steps_per_s']
     print(json.dumps({'bench': 'env', 'preset': a.preset, **cpu, 'vector': 'async', 'episodes_per_env': a.episodes,

@@ -201,9 +201,9 @@ def cmd_generate(args) -> int:
     cfg, reward = _run_config(args), _reward(args, 'default')
     specs, S = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random'], cfg.n_slots
     for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
-    env = MorphogeneticEnv(cfg.preset, reward_config=reward, time_limit=args.time_limit, **_changed(cfg))
+    env = MorphogeneticEnv(cfg.preset, reward_config=reward, time_limit=args.time_limit, seed_pool=args.seed_pool, **_changed(cfg))
     run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {'task': cfg.to_dict(), 'reward': reward.__dict__,
-                            'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit,
+                            'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit, 'seed_pool': args.seed_pool,
                             'out': str(args.out)}, command='generate')
     writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
     for k in range(args.episodes):
@@ -248,6 +248,7 @@ def _add_offline(sub) -> None:
     p.add_argument('--behaviour', action='append', help='name[:epsilon], repeatable (default: a heuristic/periodic/random mix)')
     p.add_argument('--seed', type=int, default=0, help='episode k plays run seed seed+k')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how episodes end (see esper ppo)')
+    p.add_argument('--seed-pool', type=_positive, help='draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
     p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
     p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset (default: default)')
     _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')
@@ -267,11 +268,13 @@ def _ppo_setup(args) -> tuple:
     morpho = args.env == 'morpho'
     cfg = apply_overrides(PPOConfig.preset(args.preset or ('morpho' if morpho else 'cartpole')), config_overrides(args))
     if not morpho:
-        if config_overrides(args, 'task') or config_overrides(args, 'reward'): raise CLIError("esper ppo: --task-* and --reward-* flags apply to --env morpho only")
+        if config_overrides(args, 'task') or config_overrides(args, 'reward') or args.seed_pool:
+            raise CLIError("esper ppo: --task-*, --reward-* and --seed-pool apply to --env morpho only")
         return cfg, make_env_fn(args.env), {'ppo': cfg.__dict__, 'env': args.env}
     task, reward = _run_config(args, 'task', args.task_preset), _reward(args, 'ppo')
-    make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, **_changed(task))
-    return cfg, make, {'ppo': cfg.__dict__, 'env': 'morpho', 'task': task.to_dict(), 'reward': reward.__dict__, 'time_limit': args.time_limit}
+    make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, seed_pool=args.seed_pool, **_changed(task))
+    return cfg, make, {'ppo': cfg.__dict__, 'env': 'morpho', 'task': task.to_dict(), 'reward': reward.__dict__, 'time_limit': args.time_limit,
+                       'seed_pool': args.seed_pool}
 
 def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the run folder."
@@ -305,6 +308,7 @@ def _add_ppo(sub) -> None:
     p.add_argument('--total-steps', type=_positive, default=2048, help='environment steps over all envs')
     p.add_argument('--vector', default='sync', choices=['sync', 'async'], help='vector env: one process, or one per env')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how the morpho env ends an episode')
+    p.add_argument('--seed-pool', type=_positive, help='morpho: draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
     p.add_argument('--seed', type=int, default=0, help='seeds the networks and the environments')
     p.add_argument('--resume', help='continue the run in this folder (or checkpoint), with the same flags')
     _common(p); add_config_flags(p, PPOConfig); _run_flags(p, 'task'); add_config_flags(p, RewardConfig, 'reward')

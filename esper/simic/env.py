@@ -4,7 +4,8 @@
 
 # %% ../../nbs/52_simic.env.ipynb #5d5ff7ee
 from __future__ import annotations
-import inspect
+import inspect, json
+from pathlib import Path
 from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, Callable
@@ -14,19 +15,46 @@ import gymnasium as gym
 from fastcore.basics import patch
 from ..contracts.actions import action_mask, action_names, n_actions
 from ..contracts.signals import TrainingSignals, n_features
-from ..io import jsonable
+from ..io import jsonable, write_json
+from ..data import cache_dir
 from ..config import RunConfig
 from ..trainer import Trainer
 from .features import observe
 from .rewards import RewardConfig, compute_reward
 
 # %% auto #0
-__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'MorphogeneticEnv', 'make_env_fn', 'describe_env']
+__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'BASELINE_FORMAT', 'static_baseline', 'MorphogeneticEnv', 'make_env_fn', 'describe_env']
 
 # %% ../../nbs/52_simic.env.ipynb #cb4414f5
 ENV_ID = 'esper/Morphogenetic-v0'
 RUN_SEED_RANGE = 10**6
 
+# %% ../../nbs/52_simic.env.ipynb #04c2dfcd
+BASELINE_FORMAT = 'esper.static_baseline/1'
+
+def _baseline_valid(d:Any, seed:int, epochs:int) -> bool:
+    v = d.get('val_acc') if isinstance(d, dict) else None
+    return (isinstance(d, dict) and d.get('format') == BASELINE_FORMAT and d.get('seed') == seed and isinstance(v, list)
+            and len(v) == epochs + 1 and all(isinstance(a, (int, float)) and 0 <= a <= 1 for a in v))
+
+def static_baseline(config:RunConfig, # the task (its `seed` is replaced by `seed`)
+                    seed:int, # the run seed
+                    data:Any=None, # the loaded dataset (None: load it)
+                    root:str|Path|None=None, # the cache folder (None: `cache_dir()/'baselines'`)
+                   ) -> list[float]:
+    "The static twin's validation accuracy after epochs 0..E for (`config`, `seed`), from the cache or computed and cached."
+    task = replace(config, seed=0)
+    path = Path(root or cache_dir() / 'baselines') / task.hash() / f'{int(seed)}.json'
+    try: d = json.loads(path.read_text())
+    except (OSError, ValueError): d = None
+    if _baseline_valid(d, int(seed), config.epochs): return [float(a) for a in d['val_acc']]
+    tr = Trainer(replace(config, seed=int(seed)), data=data)
+    accs = [tr.reset().val_acc] + [tr.step(0).signals.val_acc for _ in range(config.epochs)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {'format': BASELINE_FORMAT, 'seed': int(seed), 'task': task.to_dict(), 'val_acc': accs})
+    return accs
+
+# %% ../../nbs/52_simic.env.ipynb #eea1b88f
 class MorphogeneticEnv(gym.Env):
     "One morphogenetic training run as an episode: a step is one epoch, the action is Tamiyo's decision for it."
     metadata = {'render_modes': [], 'action_names': action_names(1)}
@@ -37,6 +65,8 @@ class MorphogeneticEnv(gym.Env):
                  invalid_penalty:float=0.1, # subtracted when the action is masked (it is applied as WAIT)
                  threads:int|None=1, # torch threads in this process (None: leave as is)
                  time_limit:str='truncate', # how the epoch limit ends an episode: 'truncate' or 'terminate' (see below)
+                 seed_pool:int|None=None, # draw run seeds from `seed_offset + k`, `0 <= k < seed_pool` (None: RUN_SEED_RANGE)
+                 baseline_cache:str|Path|None=None, # where static twins are cached (`baseline='static'`; None: cache_dir())
                  **config_overrides, # `RunConfig` fields; `seed` picks the data split
                 ):
         if time_limit not in ('truncate', 'terminate'): raise ValueError(f"time_limit must be 'truncate' or 'terminate', got {time_limit!r}")
@@ -44,6 +74,8 @@ class MorphogeneticEnv(gym.Env):
         self.time_limit = time_limit
         self.config = RunConfig.preset(preset, **config_overrides)
         self.reward_config, self.seed_offset, self.invalid_penalty = reward_config or RewardConfig(), seed_offset, invalid_penalty
+        if seed_pool is not None and not (isinstance(seed_pool, int) and seed_pool >= 1): raise ValueError(f"seed_pool must be None or an int >= 1, got {seed_pool!r}")
+        self.seed_pool, self.baseline_cache, self.baseline = seed_pool, baseline_cache, None
         S = self.config.n_slots
         self.observation_space = gym.spaces.Box(-1., 1., (n_features(S),), np.float32)
         self.action_space = gym.spaces.Discrete(n_actions(S))
@@ -66,7 +98,8 @@ def reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None) 
     "Start a fresh run (seeded from `seed`, or `options['run_seed']`); returns `(obs, info)`."
     super(MorphogeneticEnv, self).reset(seed=seed)
     run_seed = (options or {}).get('run_seed')
-    if run_seed is None: run_seed = self.seed_offset + int(self.np_random.integers(RUN_SEED_RANGE))
+    if run_seed is None: run_seed = self.seed_offset + int(self.np_random.integers(self.seed_pool or RUN_SEED_RANGE))
+    if self.reward_config.baseline == 'static': self.baseline = static_baseline(self.config, int(run_seed), self.data, self.baseline_cache)
     self.trainer = Trainer(replace(self.config, seed=int(run_seed)), data=self.data)
     self.signals = self.trainer.reset()
     obs, clipped = observe(self.signals)
@@ -82,7 +115,9 @@ def step(self:MorphogeneticEnv, action:int) -> tuple[np.ndarray, float, bool, bo
     prev = self.signals
     r = self.trainer.step(int(action), strict=False)
     self.signals, invalid, truncated = r.signals, r.invalid_action, self.trainer.done
-    _, parts = compute_reward(prev, self.signals, terminal=truncated, config=self.reward_config)
+    e, twin = self.trainer.epoch, self.baseline
+    _, parts = compute_reward(prev, self.signals, terminal=truncated, config=self.reward_config,
+                              baseline=None if twin is None else (twin[e - 1], twin[e]))
     parts['invalid_action'] = -self.invalid_penalty if invalid else 0.
     obs, clipped = observe(self.signals)
     info = self._info(reward_components=parts, invalid_action=invalid, obs_clipped=clipped,

@@ -25,11 +25,13 @@ class RewardConfig:
     stage_potentials:tuple[float, ...] = _DEFAULT_POTENTIALS  # phi(stage), indexed by SeedStage value
     gamma:float = 0.99           # shaping discount; must equal the agent's discount
     terminal_weight:float = 0.5  # kappa: weight of the final accuracy at the last step
+    baseline:str|None = None     # None: absolute accuracy; 'static': accuracy minus the static run's with the same run seed
 
     def __post_init__(self):
         if len(self.stage_potentials) != len(SeedStage):
             raise ValueError(f"stage_potentials needs {len(SeedStage)} values (one per SeedStage), got {len(self.stage_potentials)}")
         if not 0 < self.gamma <= 1: raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.baseline not in (None, 'static'): raise ValueError(f"baseline must be None or 'static', got {self.baseline!r}")
 
     @classmethod
     def preset(cls, name:str, **overrides) -> RewardConfig:
@@ -55,12 +57,16 @@ def compute_reward(prev:TrainingSignals, # signals at the end of the previous ep
                    *,
                    terminal:bool, # True on the episode's last step: Phi(s') is taken as 0
                    config:RewardConfig, # the weights
+                   baseline:tuple[float, float]|None=None, # `baseline='static'`: the static twin's val accuracy at s and at s'
                   ) -> tuple[float, dict[str, float]]:
     "The reward for the step `prev → cur` and its components (`acc_gain`, `param_rent`, `stage_shaping`, `terminal`)."
     if prev.n_slots != cur.n_slots: raise ValueError(f"prev has {prev.n_slots} slot(s) but cur has {cur.n_slots}: expected the same run")
+    if (config.baseline == 'static') != (baseline is not None):
+        raise ValueError(f"baseline={config.baseline!r} in the config, but the static twin's accuracies were {'not ' if baseline is None else ''}given")
+    b0, b1 = baseline or (0., 0.)
     phi_next = 0. if terminal else stage_potential(cur, config)
-    parts = {'acc_gain': config.acc_scale * (cur.val_acc - prev.val_acc),
+    parts = {'acc_gain': config.acc_scale * ((cur.val_acc - b1) - (prev.val_acc - b0)),
              'param_rent': -config.rent_weight * math.log(max(cur.param_ratio, 1.)),
              'stage_shaping': config.gamma * phi_next - stage_potential(prev, config),
-             'terminal': config.terminal_weight * config.acc_scale * cur.val_acc if terminal else 0.}
+             'terminal': config.terminal_weight * config.acc_scale * (cur.val_acc - b1) if terminal else 0.}
     return sum(parts.values()), parts
