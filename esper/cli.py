@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_cli.ipynb #7644ee7a
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 from pathlib import Path
 from typing import Sequence
 from .io import write_json
@@ -280,7 +280,9 @@ def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the run folder."
     from esper.nissa.output import make_hub
     cfg, make_env, config = _ppo_setup(args)
-    config.update(n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed, vector=args.vector)
+    morpho = args.env == 'morpho'  # an epoch is expensive: by default one env per core, each in its own process with one torch thread
+    n_envs, vector = args.n_envs or ((os.cpu_count() or 1) if morpho else 2), args.vector or ('async' if morpho else 'sync')
+    config.update(n_envs=n_envs, total_steps=args.total_steps, seed=args.seed, vector=vector)
     if args.resume:
         ck = Path(args.resume); ck = ck / 'checkpoint.pt' if ck.is_dir() else ck
         if not ck.is_file(): raise FileNotFoundError(f"no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
@@ -290,7 +292,7 @@ def cmd_ppo(args) -> int:
     def log(m, step):
         if 'charts/episodic_return' in m: print(f"step {step:,}: return {m['charts/episodic_return']:.3f}, entropy {m['ppo/entropy']:.3f}, SPS {m['charts/SPS']:.0f}", flush=True)
     try:
-        res = train_ppo(make_env, cfg, n_envs=args.n_envs, total_steps=args.total_steps, seed=args.seed, vector=args.vector, hub=hub,
+        res = train_ppo(make_env, cfg, n_envs=n_envs, total_steps=args.total_steps, seed=args.seed, vector=vector, hub=hub,
                         log_fn=log, checkpoint_path=run_dir / 'checkpoint.pt', resume=ck if args.resume else None)
     finally: hub.close()
     write_json(run_dir / 'history.json', {'returns': res.episode_returns, 'steps': res.episode_steps, 'updates': res.history}, indent=None)
@@ -304,9 +306,9 @@ def _add_ppo(sub) -> None:
     p.add_argument('--preset', help='PPO preset: tiny, default, cartpole or morpho (default: morpho or cartpole, by env)')
     p.add_argument('--task-preset', default='small', choices=sorted(PRESETS), help='run preset of the morpho env')
     p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset of the morpho env (default: ppo)')
-    p.add_argument('--n-envs', type=_positive, default=2, help='environments stepped together')
+    p.add_argument('--n-envs', type=_positive, help='environments stepped together (default: one per core for morpho, else 2)')
     p.add_argument('--total-steps', type=_positive, default=2048, help='environment steps over all envs')
-    p.add_argument('--vector', default='sync', choices=['sync', 'async'], help='vector env: one process, or one per env')
+    p.add_argument('--vector', choices=['sync', 'async'], help='vector env: one process, or one per env (default: async for morpho, else sync)')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how the morpho env ends an episode')
     p.add_argument('--seed-pool', type=_positive, help='morpho: draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
     p.add_argument('--seed', type=int, default=0, help='seeds the networks and the environments')
