@@ -37,21 +37,20 @@ def _baseline_valid(d:Any, seed:int, epochs:int) -> bool:
     return (isinstance(d, dict) and d.get('format') == BASELINE_FORMAT and d.get('seed') == seed and isinstance(v, list)
             and len(v) == epochs + 1 and all(isinstance(a, (int, float)) and 0 <= a <= 1 for a in v))
 
-def static_baseline(config:RunConfig, # the task (its `seed` is replaced by `seed`)
-                    seed:int, # the run seed
-                    data:Any=None, # the loaded dataset (None: load it)
+def static_baseline(config:RunConfig, # the task, as an env holds it (its `seed` picks the data split)
+                    seed:int, # the run seed (initialisation and data order)
+                    data:Any=None, # the dataset of `config`'s split, if already loaded
                     root:str|Path|None=None, # the cache folder (None: `cache_dir()/'baselines'`)
                    ) -> list[float]:
-    "The static twin's validation accuracy after epochs 0..E for (`config`, `seed`), from the cache or computed and cached."
-    task = replace(config, seed=0)
-    path = Path(root or cache_dir() / 'baselines') / task.hash() / f'{int(seed)}.json'
+    "The static twin's validation accuracy after epochs 0..E for run seed `seed` of `config`, from the cache or computed and cached."
+    path = Path(root or cache_dir() / 'baselines') / config.hash() / f'{int(seed)}.json'
     try: d = json.loads(path.read_text())
     except (OSError, ValueError): d = None
     if _baseline_valid(d, int(seed), config.epochs): return [float(a) for a in d['val_acc']]
-    tr = Trainer(replace(config, seed=int(seed)), data=data)
+    tr = Trainer(replace(config, seed=int(seed)), data=data or Trainer(config).data)  # the env's split, the run's seed
     accs = [tr.reset().val_acc] + [tr.step(0).signals.val_acc for _ in range(config.epochs)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {'format': BASELINE_FORMAT, 'seed': int(seed), 'task': task.to_dict(), 'val_acc': accs})
+    write_json(path, {'format': BASELINE_FORMAT, 'seed': int(seed), 'task': config.to_dict(), 'val_acc': accs})
     return accs
 
 # %% ../../nbs/52_simic.env.ipynb #eea1b88f
