@@ -162,7 +162,10 @@ def plot_frontier(recs:list[dict], summary:dict, host:str):
         if a['label'].startswith('static_'): continue
         lo, hi = a['frontier_margin_ci95']; half = (hi - lo) / 2 if hi == hi else 0
         ax.errorbar(a['train_flops'] / unit, a['acc_mean'], yerr=half, fmt='s', capsize=4, label=f"{a['label']} (margin {a['frontier_margin']:+.2f})")
-    ax.set_xscale('log'); ax.set_xlabel(f'training FLOPs (× {host})'); ax.set_ylabel('test accuracy (%)')
+    ax.set_xscale('log'); ax.minorticks_off()
+    ticks = [t for t in (0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [f'{t:g}×' for t in ticks])
+    ax.set_xlabel(f'training FLOPs (× {host})'); ax.set_ylabel('test accuracy (%)')
     ax.set_title('growth against the static frontier (bars: paired 95% interval of the margin)'); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
