@@ -16,9 +16,14 @@ from .nissa.config import TelemetryConfig
 from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
-from .simic.env import make_env_fn
+from .contracts.actions import n_actions
+from .contracts.signals import feature_names
+from .nissa.output import make_hub
+from .simic.env import make_env_fn, MorphogeneticEnv
+from .simic.episodes import EpsilonGreedy, EpisodeWriter, collect_episodes, config_hash, load_episodes
 from .simic.ppo import PPOConfig, train_ppo
-from .simic.iql import IQLConfig
+from .simic.iql import IQLConfig, train_iql
+import torch
 from .simic.rewards import RewardConfig, REWARD_PRESETS
 
 # %% auto #0
@@ -173,7 +178,6 @@ def _add_evaluate(sub) -> None:
 # %% ../nbs/60_cli.ipynb #3d80fa8f
 def _behaviour(spec:str, n_slots:int, seed:int):
     "Parse `heuristic:0.2`, `periodic`, `random` into a behaviour policy."
-    from esper.simic.episodes import EpsilonGreedy
     name, _, eps = spec.partition(':')
     if name not in POLICIES: raise CLIError(f"esper generate: --behaviour {spec!r}: expected heuristic, static, periodic or random, optionally with :epsilon")
     try: e = float(eps) if eps else 0.
@@ -194,10 +198,6 @@ def _changed(cfg:RunConfig) -> dict:
 
 def cmd_generate(args) -> int:
     "Log episodes of behaviour policies on the morphogenetic environment."
-    from esper.simic.env import MorphogeneticEnv
-    from esper.simic.episodes import EpisodeWriter, collect_episodes, config_hash
-    from esper.contracts.actions import n_actions
-    from esper.contracts.signals import feature_names
     cfg, reward = _run_config(args), _reward(args, 'default')
     specs, S = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random'], cfg.n_slots
     for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
@@ -215,10 +215,6 @@ def cmd_generate(args) -> int:
 
 def cmd_iql(args) -> int:
     "Train IQL/CQL on logged episodes and save the policy."
-    from esper.simic.episodes import load_episodes
-    from esper.simic.iql import train_iql
-    from esper.nissa.output import make_hub
-    import torch
     torch.set_num_threads(1)  # small MLPs: one thread is several times faster than two on a busy CPU
     cfg = apply_overrides(IQLConfig.preset(args.preset), config_overrides(args))
     ds = load_episodes(args.data)
@@ -278,7 +274,6 @@ def _ppo_setup(args) -> tuple:
 
 def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the run folder."
-    from esper.nissa.output import make_hub
     cfg, make_env, config = _ppo_setup(args)
     morpho = args.env == 'morpho'  # an epoch is expensive: by default one env per core, each in its own process with one torch thread
     n_envs, vector = args.n_envs or ((os.cpu_count() or 1) if morpho else 2), args.vector or ('async' if morpho else 'sync')
