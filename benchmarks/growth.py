@@ -5,37 +5,24 @@ the batch, as `RunConfig.incubator_every` makes it do on k-1 batches in k). Also
 measured time can be read against the work. Prints one JSON line.
 Run: .venv/bin/python benchmarks/growth.py [--batch 256] [--rounds 9] [--threads 1]
 """
-import argparse, copy, json, platform, statistics, time
+import argparse, json, os, platform, statistics, sys, time
 import torch
-import torch.nn.functional as F
 from esper.io import seed_everything
 from esper.contracts.stages import SeedStage
-from esper.kasmina.host import HostCNN, MorphogeneticModel
-from esper.kasmina.slot import GateConfig
+from esper.kasmina.host import HostCNN
 from esper.kasmina.blueprints import count_flops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kasmina as kasmina_bench  # the sibling benchmark's model_at
 
-OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0, g4_max_harm=1., g5_min_contribution=-1.)
 BLUEPRINTS = ('conv_enhance', 'bottleneck', 'separable')
 STAGES = (SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.FOSSILIZED)
 
 def model_at(host, bp, stage, incubating=True):
-    "A model around a copy of `host` whose slot holds a `bp` seed at `stage`."
-    m = MorphogeneticModel(copy.deepcopy(host), OPEN); s = m.slots[0]
-    s.germinate(bp, 0)
-    while s.stage != stage:
-        if s.stage == SeedStage.BLENDING and s.alpha < 1:
-            if stage == SeedStage.BLENDING: break
-            s.step_epoch(0); continue
-        if s.stage in (SeedStage.SHADOWING, SeedStage.PROBATIONARY): s.record_contribution(0.5, 0.5)
-        assert s.advance(0).passed
-    s.incubating = incubating
+    "A model around a copy of `host` whose slot holds a `bp` seed at `stage` (benchmarks/kasmina.py's), incubating or not."
+    m = kasmina_bench.model_at(host, stage, bp, slot=0); m.slots[0].incubating = incubating
     return m
 
-def fwd_bwd_ms(model, x, y, iters):
-    t = time.perf_counter()
-    for _ in range(iters):
-        model.zero_grad(set_to_none=True); F.cross_entropy(model(x), y).backward()
-    return 1e3 * (time.perf_counter() - t) / iters
+fwd_bwd_ms = kasmina_bench.fwd_bwd_ms
 
 def main():
     ap = argparse.ArgumentParser()

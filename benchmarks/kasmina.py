@@ -17,12 +17,12 @@ OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0,
                   g4_max_harm=1., g5_min_contribution=-1.)
 
 
-def model_at(host, stage):
-    "A model around a copy of `host` with slots after every block; slot 1 holds a conv_enhance seed at `stage`."
+def model_at(host, stage, bp='conv_enhance', slot=1):
+    "A model around a copy of `host`; slot `slot` holds a `bp` seed at `stage` (None: every slot DORMANT)."
     m = MorphogeneticModel(copy.deepcopy(host), OPEN)
     if stage is None: return m
-    s = m.slots[1]
-    s.germinate('conv_enhance', 0)
+    s = m.slots[slot]
+    s.germinate(bp, 0)
     while s.stage != stage:
         if s.stage == SeedStage.BLENDING and s.alpha < 1:
             if stage == SeedStage.BLENDING: break
