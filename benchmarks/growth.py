@@ -5,7 +5,7 @@ the batch, as `RunConfig.incubator_every` makes it do on k-1 batches in k). Also
 measured time can be read against the work. Prints one JSON line.
 Run: .venv/bin/python benchmarks/growth.py [--batch 256] [--rounds 9] [--threads 1]
 """
-import argparse, json, os, platform, statistics, sys, time
+import argparse, json, os, platform, sys
 import torch
 from esper.io import seed_everything
 from esper.contracts.stages import SeedStage
@@ -22,8 +22,6 @@ def model_at(host, bp, stage, incubating=True):
     m = kasmina_bench.model_at(host, stage, bp, slot=0); m.slots[0].incubating = incubating
     return m
 
-fwd_bwd_ms = kasmina_bench.fwd_bwd_ms
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=256); ap.add_argument('--rounds', type=int, default=9)
@@ -33,12 +31,7 @@ def main():
     host = HostCNN(1, 10, widths=(8, 16, 32), slots_after=(1,))
     configs = {'bare_host': host, 'TRAINING_skipped': model_at(host, 'conv_enhance', SeedStage.TRAINING, incubating=False),
                **{f'{bp}/{st.name}': model_at(host, bp, st) for bp in BLUEPRINTS for st in STAGES}}
-    x, y = torch.randn(a.batch, 1, 28, 28), torch.randint(0, 10, (a.batch,))
-    for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
-    times = {k: [] for k in configs}
-    for _ in range(a.rounds):  # interleaved, so drift and neighbours' load hit every config alike
-        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, a.iters))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = kasmina_bench.median_ms(configs, a.batch, a.rounds, a.iters)
     base = count_flops(host, (1, 28, 28))
     print(json.dumps({'benchmark': 'growth.fwd_bwd', 'batch': a.batch, 'widths': [8, 16, 32], 'slot': 'after block 1 (16 ch, 7x7)',
                       'threads': a.threads, 'rounds': a.rounds, 'bare_host_ms': round(med['bare_host'], 3),

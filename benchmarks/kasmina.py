@@ -40,6 +40,16 @@ def fwd_bwd_ms(model, x, y, iters):
     return 1e3 * (time.perf_counter() - t) / iters
 
 
+def median_ms(configs, batch, rounds, iters):
+    "Median forward+backward ms of each model on one (batch, 1, 28, 28) batch, the configs interleaved round by round."
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
+    times = {k: [] for k in configs}
+    for _ in range(rounds):  # interleaved, so drift and neighbours' load hit every config alike
+        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, iters))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=256)
@@ -50,12 +60,7 @@ def main():
     torch.set_num_threads(a.threads); seed_everything(0)
     host = HostCNN(1, 10, widths=(8, 16, 32), slots_after=(0, 1, 2))
     configs = {'bare_host': host, 'dormant_3_slots': model_at(host, None), **{s.name: model_at(host, s) for s in STAGES}}
-    x, y = torch.randn(a.batch, 1, 28, 28), torch.randint(0, 10, (a.batch,))
-    for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
-    times = {k: [] for k in configs}
-    for _ in range(a.rounds):  # interleaved, so drift and neighbours' load hit every config alike
-        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, a.iters))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = median_ms(configs, a.batch, a.rounds, a.iters)
     ratios = {k: round(med[k] / med['bare_host'], 4) for k in configs if k != 'bare_host'}
     print(json.dumps({'benchmark': 'kasmina.fwd_bwd', 'batch': a.batch, 'input': [1, 28, 28], 'widths': [8, 16, 32],
                       'threads': a.threads, 'rounds': a.rounds, 'iters': a.iters, 'bare_host_ms': round(med['bare_host'], 3),
