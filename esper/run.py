@@ -152,9 +152,7 @@ def _save_outputs(trainer:Trainer, hub, run_dir:Path, res:RunResult) -> None:
 def _finish(trainer:Trainer, policy, hub, run_dir:Path|None, t0:float, interrupted:bool) -> RunResult:
     "Cull seeds still on trial, evaluate on the test split, and write the outputs (unless interrupted)."
     m, h = trainer.model, trainer.history
-    if not interrupted:  # the grown model is the host plus its fossils: seeds still on trial at the end are removed
-        for i in m.live_slots(): m.slots[i].cull('run ended before fossilization', trainer.epoch)
-    test = None if interrupted else trainer.evaluate('test')['test/acc']
+    test = None if interrupted else trainer.finish()
     res = RunResult(trainer.config.to_dict(), policy.name, h, h[-1]['val/acc'] if h else float('nan'),
                     max((x['val/acc'] for x in h), default=float('nan')), test, m.param_count(), trainer.host_params,
                     m.flops_per_sample(), trainer.train_flops, len(m.fossil_slots()),

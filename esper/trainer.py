@@ -280,6 +280,13 @@ def step(self:Trainer, action:int, # the flat action to apply before the epoch
     self.hub.log_metrics(self.epoch, metrics)
     return StepResult(self.signals, info['action'], info['invalid_action'], info['germinated'], info['gate'])
 
+# %% ../nbs/41_trainer.ipynb #87ef68bb
+@patch
+def finish(self:Trainer) -> float:
+    "Cull seeds still on trial (the grown model is the host plus its fossils); return its test accuracy."
+    for i in self.model.live_slots(): self.model.slots[i].cull('run ended before fossilization', self.epoch)
+    return self.evaluate('test')['test/acc']
+
 # %% ../nbs/41_trainer.ipynb #20e27406
 def _signals_from_dict(d:dict) -> TrainingSignals:
     slots = tuple(SlotSignals(**{**s, 'stage': SeedStage(s['stage'])}) for s in d.pop('slots'))

@@ -11,9 +11,10 @@ from ..contracts.actions import BLUEPRINTS, ActionOp, Decision, encode_action, n
 from ..contracts.signals import TrainingSignals
 from ..contracts.schemas import TamiyoPolicy
 from .heuristic import HeuristicConfig, HeuristicTamiyo
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['POLICIES', 'StaticPolicy', 'PeriodicPolicy', 'RandomPolicy', 'make_policy']
+__all__ = ['POLICIES', 'StaticPolicy', 'PeriodicPolicy', 'RandomPolicy', 'parse_schedule', 'ScheduledPolicy', 'make_policy']
 
 # %% ../../nbs/32_tamiyo.baselines.ipynb #30c04b76
 def _first_allowed(mask:Sequence[bool]) -> int:
@@ -82,13 +83,66 @@ class RandomPolicy:
         self.seed = state['seed']; self.rng.setstate((v, tuple(internal), g))
 
 # %% ../../nbs/32_tamiyo.baselines.ipynb #92e55b88
-POLICIES: tuple[str, ...] = ('heuristic', 'static', 'periodic', 'random')
+def _parse_germination(item:str, n_slots:int) -> tuple[int, int, str]:
+    "`'bp@e'` or `'bp@e/slot'` as `(epoch, slot, blueprint)`."
+    bp, at, rest = item.partition('@')
+    e, _, slot = rest.partition('/')
+    if not at or not e.isdigit() or (slot and not slot.isdigit()):
+        raise ValueError(f"schedule item {item!r}: expected blueprint@epoch or blueprint@epoch/slot, e.g. conv_enhance@2/0")
+    if bp not in BLUEPRINTS: raise ValueError(f"schedule item {item!r}: unknown blueprint {bp!r}, expected one of {', '.join(BLUEPRINTS)}")
+    if int(slot or 0) >= n_slots: raise ValueError(f"schedule item {item!r}: slot {slot} does not exist (the model has {n_slots})")
+    return int(e), int(slot or 0), bp
+
+# %% ../../nbs/32_tamiyo.baselines.ipynb #f814fe3d
+def parse_schedule(text:str, # e.g. 'conv_enhance@1' or 'norm@0/0+attention@2/1;advance=3,5'
+                   n_slots:int=1, # slots in the model
+                  ) -> tuple[tuple[tuple[int, int, str], ...], tuple[int, ...]|None]:
+    "The germinations `((epoch, slot, blueprint), ...)` and advance epochs (None: whenever allowed) of a schedule text."
+    plan, _, adv = text.partition(';')
+    items = tuple(sorted(_parse_germination(i, n_slots) for i in plan.split('+') if i)) if plan else ()
+    if adv and not adv.startswith('advance='): raise ValueError(f"schedule {text!r}: after ';' expected advance=e1,e2,...")
+    epochs = adv[len('advance='):].split(',') if adv else None
+    if epochs is not None and not all(e.isdigit() for e in epochs): raise ValueError(f"schedule {text!r}: advance epochs must be integers >= 0")
+    return items, None if epochs is None else tuple(sorted({int(e) for e in epochs}))
+
+# %% ../../nbs/32_tamiyo.baselines.ipynb #2f3ca210
+class ScheduledPolicy:
+    "An open-loop schedule: germinate given blueprints at given epochs and slots, advance when allowed, never cull."
+    name = 'scheduled'
+    def __init__(self, schedule:str='conv_enhance@1', # see `parse_schedule`
+                 n_slots:int=1, # slots in the model
+                ):
+        self.germinations, self.advance_at = parse_schedule(schedule, n_slots)
+        self.schedule, self.n_slots = schedule, n_slots
+        n_actions(n_slots); self.reset()
+    def reset(self) -> None:
+        "Forget which germinations were played (a new run starts the schedule over)."
+        self.played: set[int] = set()
+    def state_dict(self) -> dict[str, Any]: return {'schedule': self.schedule, 'played': sorted(self.played)}
+    def load_state_dict(self, state:Mapping[str, Any]) -> None: self.played = set(state['played'])
+
+# %% ../../nbs/32_tamiyo.baselines.ipynb #028f42bf
+@patch
+def decide(self:ScheduledPolicy, signals:TrainingSignals, mask:Sequence[bool]) -> Decision:
+    "GERMINATE the first due entry of the schedule, else ADVANCE the lowest live slot (when allowed now), else WAIT."
+    for k, (e, slot, bp) in enumerate(self.germinations):
+        a = encode_action(ActionOp.GERMINATE, slot, bp, self.n_slots)
+        if k not in self.played and e <= signals.epoch and signals.stages[slot] == SeedStage.DORMANT and mask[a]:
+            self.played.add(k); return Decision(a, f"schedule: germinate {bp} in slot {slot} (due at epoch {e})")
+    if self.advance_at is None or signals.epoch in self.advance_at:
+        for i, s in enumerate(signals.stages):
+            a = encode_action(ActionOp.ADVANCE, i, n_slots=self.n_slots)
+            if is_active_stage(s) and mask[a]: return Decision(a, f"schedule: advance slot {i}")
+    return Decision(_first_allowed(mask), 'schedule: nothing due')
+
+# %% ../../nbs/32_tamiyo.baselines.ipynb #0012dfd2
+POLICIES: tuple[str, ...] = ('heuristic', 'static', 'periodic', 'random', 'scheduled')
 "The names `make_policy` accepts."
 
 # %% ../../nbs/32_tamiyo.baselines.ipynb #b2b1e0df
 def make_policy(name:str, # one of `POLICIES`
                 n_slots:int=1, # slots in the model
-                **kw, # options: `HeuristicConfig` fields (or `config=`), `every`/`blueprint`, `seed`
+                **kw, # options: `HeuristicConfig` fields (or `config=`), `every`/`blueprint`, `seed`, `schedule`
                ) -> TamiyoPolicy:
     "Build a policy by name."
     if name == 'heuristic':
@@ -97,4 +151,5 @@ def make_policy(name:str, # one of `POLICIES`
     if name == 'static': return StaticPolicy(**kw)
     if name == 'periodic': return PeriodicPolicy(n_slots=n_slots, **kw)
     if name == 'random': return RandomPolicy(**kw)
+    if name == 'scheduled': return ScheduledPolicy(n_slots=n_slots, **kw)
     raise ValueError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")
