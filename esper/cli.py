@@ -19,7 +19,7 @@ from .simic.frontier import static_arms, run_study, summarize_study, format_stud
 from .contracts.actions import n_actions
 from .contracts.signals import feature_names
 from .nissa.output import make_hub
-from .simic.env import make_env_fn, MorphogeneticEnv
+from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpsilonGreedy, EpisodeWriter, collect_episodes, config_hash, load_episodes
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig, train_iql
@@ -36,6 +36,13 @@ class CLIError(Exception):
 class _Parser(argparse.ArgumentParser):
     "argparse that reports a bad argument as one line instead of usage + message."
     def error(self, message): raise CLIError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+def _variants(text:str) -> tuple[str, ...]:
+    "Parse `base,narrow` into task variant names (see `esper.simic.env.TASK_VARIANTS`)."
+    names = tuple(v for v in text.split(',') if v)
+    bad = [v for v in names if v not in TASK_VARIANTS]
+    if bad or not names: raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list of task variants from {', '.join(TASK_VARIANTS)}")
+    return names
 
 def _positive(text:str) -> int:
     try: v = int(text)
@@ -264,13 +271,14 @@ def _ppo_setup(args) -> tuple:
     morpho = args.env == 'morpho'
     cfg = apply_overrides(PPOConfig.preset(args.preset or ('morpho' if morpho else 'cartpole')), config_overrides(args))
     if not morpho:
-        if config_overrides(args, 'task') or config_overrides(args, 'reward') or args.seed_pool:
-            raise CLIError("esper ppo: --task-*, --reward-* and --seed-pool apply to --env morpho only")
+        if config_overrides(args, 'task') or config_overrides(args, 'reward') or args.seed_pool or args.variants:
+            raise CLIError("esper ppo: --task-*, --reward-*, --seed-pool and --variants apply to --env morpho only")
         return cfg, make_env_fn(args.env), {'ppo': cfg.__dict__, 'env': args.env}
     task, reward = _run_config(args, 'task', args.task_preset), _reward(args, 'ppo')
-    make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, seed_pool=args.seed_pool, **_changed(task))
+    make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, seed_pool=args.seed_pool,
+                       variants=args.variants, **_changed(task))
     return cfg, make, {'ppo': cfg.__dict__, 'env': 'morpho', 'task': task.to_dict(), 'reward': reward.__dict__, 'time_limit': args.time_limit,
-                       'seed_pool': args.seed_pool}
+                       'seed_pool': args.seed_pool, 'variants': args.variants}
 
 def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the run folder."
@@ -306,6 +314,7 @@ def _add_ppo(sub) -> None:
     p.add_argument('--vector', choices=['sync', 'async'], help='vector env: one process, or one per env (default: async for morpho, else sync)')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how the morpho env ends an episode')
     p.add_argument('--seed-pool', type=_positive, help='morpho: draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
+    p.add_argument('--variants', type=_variants, help=f"morpho: task variants drawn per episode, comma-separated ({', '.join(TASK_VARIANTS)})")
     p.add_argument('--seed', type=int, default=0, help='seeds the networks and the environments')
     p.add_argument('--resume', help='continue the run in this folder (or checkpoint), with the same flags')
     _common(p); add_config_flags(p, PPOConfig); _run_flags(p, 'task'); add_config_flags(p, RewardConfig, 'reward')

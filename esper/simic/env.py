@@ -8,13 +8,13 @@ import inspect, json
 from pathlib import Path
 from dataclasses import asdict, replace
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import gymnasium as gym
 from fastcore.basics import patch
 from ..contracts.actions import action_mask, action_names, n_actions
-from ..contracts.signals import TrainingSignals, n_features
+from ..contracts.signals import TrainingSignals, feature_names, n_features
 from ..io import jsonable, write_json
 from ..data import cache_dir
 from ..config import RunConfig
@@ -23,11 +23,28 @@ from .features import observe
 from .rewards import RewardConfig, compute_reward
 
 # %% auto #0
-__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'BASELINE_FORMAT', 'static_baseline', 'MorphogeneticEnv', 'make_env_fn', 'describe_env']
+__all__ = ['ENV_ID', 'RUN_SEED_RANGE', 'TASK_VARIANTS', 'BASELINE_FORMAT', 'variant_config', 'static_baseline',
+           'MorphogeneticEnv', 'make_env_fn', 'describe_env']
 
 # %% ../../nbs/52_simic.env.ipynb #cb4414f5
 ENV_ID = 'esper/Morphogenetic-v0'
 RUN_SEED_RANGE = 10**6
+
+# %% ../../nbs/52_simic.env.ipynb #2910950d
+TASK_VARIANTS: dict[str, Callable[[RunConfig], dict[str, Any]]] = {
+    'base': lambda c: {},
+    'narrow': lambda c: {'widths': tuple(max(1, w // 2) for w in c.widths)},
+    'few_data': lambda c: {'data_limit': max(c.batch_size, (c.data_limit or 60000) // 4)},
+    'long': lambda c: {'epochs': 2 * c.epochs},
+}
+"Each variant's `RunConfig` overrides, computed from the env's base config."
+
+def variant_config(config:RunConfig, # the env's base task
+                   name:str, # a key of `TASK_VARIANTS`
+                  ) -> RunConfig:
+    "The task of variant `name` of `config`."
+    if name not in TASK_VARIANTS: raise ValueError(f"unknown task variant {name!r}: expected one of {', '.join(TASK_VARIANTS)}")
+    return replace(config, **TASK_VARIANTS[name](config))
 
 # %% ../../nbs/52_simic.env.ipynb #04c2dfcd
 BASELINE_FORMAT = 'esper.static_baseline/1'
@@ -66,6 +83,8 @@ class MorphogeneticEnv(gym.Env):
                  time_limit:str='truncate', # how the epoch limit ends an episode: 'truncate' or 'terminate' (see below)
                  seed_pool:int|None=None, # draw run seeds from `seed_offset + k`, `0 <= k < seed_pool` (None: RUN_SEED_RANGE)
                  baseline_cache:str|Path|None=None, # where static twins are cached (`baseline='static'`; None: cache_dir())
+                 variants:Sequence[str]|None=None, # task variants drawn per episode (`TASK_VARIANTS` keys; None: the preset only)
+                 test_at_end:bool=False, # measure the grown model's test accuracy at the last step (`info['test_acc']`)
                  **config_overrides, # `RunConfig` fields; `seed` picks the data split
                 ):
         if time_limit not in ('truncate', 'terminate'): raise ValueError(f"time_limit must be 'truncate' or 'terminate', got {time_limit!r}")
@@ -74,13 +93,30 @@ class MorphogeneticEnv(gym.Env):
         self.config = RunConfig.preset(preset, **config_overrides)
         self.reward_config, self.seed_offset, self.invalid_penalty = reward_config or RewardConfig(), seed_offset, invalid_penalty
         if seed_pool is not None and not (isinstance(seed_pool, int) and seed_pool >= 1): raise ValueError(f"seed_pool must be None or an int >= 1, got {seed_pool!r}")
-        self.seed_pool, self.baseline_cache, self.baseline = seed_pool, baseline_cache, None
+        self.seed_pool, self.baseline_cache, self.baseline, self.test_at_end = seed_pool, baseline_cache, None, test_at_end
+        self.variants = tuple(variants or ())
+        self.tasks = {v: variant_config(self.config, v) for v in self.variants}  # checks the names before any data is loaded
+        if len(set(self.variants)) != len(self.variants): raise ValueError(f"variants must be distinct, got {list(self.variants)}")
         S = self.config.n_slots
-        self.observation_space = gym.spaces.Box(-1., 1., (n_features(S),), np.float32)
+        self.feature_names = feature_names(S) + [f'variant={v}' for v in self.variants]
+        self.observation_space = gym.spaces.Box(-1., 1., (len(self.feature_names),), np.float32)
         self.action_space = gym.spaces.Discrete(n_actions(S))
         self.metadata = {**type(self).metadata, 'action_names': action_names(S)}
-        self.data = Trainer(self.config).data  # loaded once: every run of this env shares the split
+        self.base_config, self.variant, self._data = self.config, None, {}
+        self.data = self._task_data(self.config)  # loaded once: every run of this env shares the split
         self.trainer, self.signals = None, None
+
+    def _task_data(self, config:RunConfig):
+        "The dataset of `config`, loaded on first use and kept (variants that change only the model share it)."
+        key = (config.dataset, config.data_limit, config.val_size, config.seed)
+        if key not in self._data: self._data[key] = Trainer(config).data
+        return self._data[key]
+
+    def _observe(self) -> tuple[np.ndarray, bool]:
+        "The guarded signals, then the one-hot variant block."
+        obs, clipped = observe(self.signals)
+        if not self.variants: return obs, clipped
+        return np.concatenate([obs, np.array([v == self.variant for v in self.variants], np.float32)]), clipped
 
     def close(self) -> None:
         "Drop the current run (the loaded data stays for the next `reset`)."
@@ -89,19 +125,25 @@ class MorphogeneticEnv(gym.Env):
     def _info(self, **extra) -> dict[str, Any]:
         t, s = self.trainer, self.signals
         return {'action_mask': np.array(t.mask(), dtype=np.bool_), 'signals': s, 'epoch': t.epoch, 'val_acc': s.val_acc,
-                'params': t.model.param_count(), 'param_ratio': s.param_ratio, 'run_seed': t.config.seed, **extra}
+                'params': t.model.param_count(), 'param_ratio': s.param_ratio, 'run_seed': t.config.seed, 'variant': self.variant, **extra}
 
 # %% ../../nbs/52_simic.env.ipynb #cafa6bac
 @patch
 def reset(self:MorphogeneticEnv, *, seed:int|None=None, options:dict|None=None) -> tuple[np.ndarray, dict]:
-    "Start a fresh run (seeded from `seed`, or `options['run_seed']`); returns `(obs, info)`."
+    "Start a fresh run (seeded from `seed`, or `options['run_seed']` and `options['variant']`); returns `(obs, info)`."
     super(MorphogeneticEnv, self).reset(seed=seed)
-    run_seed = (options or {}).get('run_seed')
+    run_seed, variant = (options or {}).get('run_seed'), (options or {}).get('variant')
     if run_seed is None: run_seed = self.seed_offset + int(self.np_random.integers(self.seed_pool or RUN_SEED_RANGE))
+    if self.variants:
+        if variant is None: variant = self.variants[int(self.np_random.integers(len(self.variants)))]
+        if variant not in self.tasks: raise ValueError(f"variant {variant!r} is not one of this env's: {', '.join(self.variants)}")
+        self.variant, self.config = variant, self.tasks[variant]
+        self.data = self._task_data(self.config)
+    elif variant is not None: raise ValueError(f"variant {variant!r} asked of an env built without variants")
     if self.reward_config.baseline == 'static': self.baseline = static_baseline(self.config, int(run_seed), self.data, self.baseline_cache)
     self.trainer = Trainer(replace(self.config, seed=int(run_seed)), data=self.data)
     self.signals = self.trainer.reset()
-    obs, clipped = observe(self.signals)
+    obs, clipped = self._observe()
     return obs, self._info(obs_clipped=clipped)
 
 # %% ../../nbs/52_simic.env.ipynb #456b0da2
@@ -118,9 +160,10 @@ def step(self:MorphogeneticEnv, action:int) -> tuple[np.ndarray, float, bool, bo
     _, parts = compute_reward(prev, self.signals, terminal=truncated, config=self.reward_config,
                               baseline=None if twin is None else (twin[e - 1], twin[e]))
     parts['invalid_action'] = -self.invalid_penalty if invalid else 0.
-    obs, clipped = observe(self.signals)
+    obs, clipped = self._observe()
     info = self._info(reward_components=parts, invalid_action=invalid, obs_clipped=clipped,
                       gate=r.gate)
+    if truncated and self.test_at_end: info['test_acc'] = self.trainer.finish()
     end = self.time_limit == 'terminate' and truncated
     return obs, float(sum(parts.values())), end, truncated and not end, info
 
@@ -150,4 +193,4 @@ def _morpho_spec(kw:dict) -> dict:
     task = RunConfig.preset(a['preset'], **a['config_overrides'])
     return jsonable({'env_id': 'morpho', 'preset': a['preset'], 'task': task.to_dict(),
                      'reward_config': asdict(a['reward_config'] or RewardConfig()), 'time_limit': a['time_limit'],
-                     'seed_offset': a['seed_offset'], 'invalid_penalty': a['invalid_penalty']})
+                     'seed_offset': a['seed_offset'], 'invalid_penalty': a['invalid_penalty'], 'variants': list(a['variants'] or ())})
