@@ -17,10 +17,10 @@ from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .contracts.actions import n_actions
-from .contracts.signals import feature_names
 from .nissa.output import make_hub
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
-from .simic.episodes import EpsilonGreedy, EpisodeWriter, collect_episodes, config_hash, load_episodes
+from .simic.episodes import EpisodeWriter, load_episodes
+from .simic.search import make_behaviour, env_for, run_jobs
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig, train_iql
 import torch
@@ -184,14 +184,9 @@ def _add_evaluate(sub) -> None:
 
 # %% ../nbs/60_cli.ipynb #3d80fa8f
 def _behaviour(spec:str, n_slots:int, seed:int):
-    "Parse `heuristic:0.2`, `periodic`, `random` into a behaviour policy."
-    name, _, eps = spec.partition(':')
-    if name not in POLICIES: raise CLIError(f"esper generate: --behaviour {spec!r}: expected heuristic, static, periodic or random, optionally with :epsilon")
-    try: e = float(eps) if eps else 0.
-    except ValueError: e = -1
-    if not 0 <= e <= 1: raise CLIError(f"esper generate: --behaviour {spec!r}: epsilon must be a number in [0, 1]")
-    pol = load_policy(name, n_slots, seed)
-    return EpsilonGreedy(pol, e, seed=seed) if e > 0 else pol
+    "A behaviour policy from its text (see `esper.simic.search.make_behaviour`); a bad one is a one-line error."
+    try: return make_behaviour(spec, n_slots, seed)
+    except ValueError as e: raise CLIError(f"esper generate: --behaviour: {e}") from None
 
 # %% ../nbs/60_cli.ipynb #3c575518
 def _reward(args, preset:str) -> RewardConfig:
@@ -204,19 +199,22 @@ def _changed(cfg:RunConfig) -> dict:
     return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != 'preset' and getattr(cfg, k) != getattr(base, k)}
 
 def cmd_generate(args) -> int:
-    "Log episodes of behaviour policies on the morphogenetic environment."
+    "Log episodes of behaviour policies on the morphogenetic environment, one worker process per core."
     cfg, reward = _run_config(args), _reward(args, 'default')
     specs, S = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random'], cfg.n_slots
     for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
-    env = MorphogeneticEnv(cfg.preset, reward_config=reward, time_limit=args.time_limit, seed_pool=args.seed_pool, **_changed(cfg))
+    env_kw = dict(preset=cfg.preset, reward_config=reward.__dict__, time_limit=args.time_limit, seed_pool=args.seed_pool,
+                  variants=args.variants, **_changed(cfg))
+    env = env_for(env_kw)  # loads the data here first: a missing dataset fails before anything is written
+    workers = args.workers or os.cpu_count() or 1
     run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {'task': cfg.to_dict(), 'reward': reward.__dict__,
                             'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit, 'seed_pool': args.seed_pool,
-                            'out': str(args.out)}, command='generate')
-    writer = EpisodeWriter(args.out, len(feature_names(S)), n_actions(S), feature_names(S))
-    for k in range(args.episodes):
-        spec = specs[k % len(specs)]
-        ret = collect_episodes(env, _behaviour(spec, S, args.seed + k), 1, writer, seed=args.seed + k, config_hash=config_hash(env.config.to_dict()))
-        print(f"[{k + 1}/{args.episodes}] {spec}: return {ret[0]:+.3f}", flush=True)
+                            'variants': args.variants, 'workers': workers, 'out': str(args.out)}, command='generate')
+    writer = EpisodeWriter(args.out, len(env.feature_names), n_actions(S), env.feature_names)
+    jobs = [{'env': env_kw, 'policy': specs[k % len(specs)], 'reset_seed': args.seed + k, 'keep_episode': True} for k in range(args.episodes)]
+    for k, r in enumerate(run_jobs(jobs, workers)):  # in episode order, whichever worker finishes first
+        writer.write(r.pop('episode'))
+        print(f"[{k + 1}/{args.episodes}] {r['policy']}{'' if r['variant'] is None else ' on ' + r['variant']}: return {r['return']:+.3f}", flush=True)
     print(f"outputs: {args.out}/ ({args.episodes} episodes appended); run: {run_dir}/")
     return 0
 
@@ -252,6 +250,8 @@ def _add_offline(sub) -> None:
     p.add_argument('--seed', type=int, default=0, help='episode k plays run seed seed+k')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how episodes end (see esper ppo)')
     p.add_argument('--seed-pool', type=_positive, help='draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
+    p.add_argument('--variants', type=_variants, help=f"task variants drawn per episode, comma-separated ({', '.join(TASK_VARIANTS)})")
+    p.add_argument('--workers', type=_positive, help='worker processes, one torch thread each (default: one per core)')
     p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
     p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset (default: default)')
     _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')

@@ -18,8 +18,8 @@ from .features import obs_from_signals
 
 # %% auto #0
 __all__ = ['FORMAT', 'REQUIRED_KEYS', 'choose_action', 'policy_name', 'EpsilonGreedy', 'UniformRandom', 'ToyMaskedEnv',
-           'EpisodeRecorder', 'config_hash', 'episode_files', 'EpisodeWriter', 'collect_episodes', 'Batch',
-           'EpisodeDataset', 'load_episodes']
+           'EpisodeRecorder', 'config_hash', 'episode_files', 'EpisodeWriter', 'play_episode', 'collect_episodes',
+           'Batch', 'EpisodeDataset', 'load_episodes']
 
 # %% ../../nbs/55_simic.episodes.ipynb #f063ada1
 def choose_action(policy, # a `decide(signals, mask)` object, an `act(obs, mask, rng)` object, or a callable
@@ -239,6 +239,26 @@ def _mask(info:dict, n:int) -> np.ndarray:
     if m.shape != (n,): raise ValueError(f"info['action_mask'] has shape {m.shape}, expected ({n},)")
     return m
 
+def play_episode(env:gym.Env, # a discrete-action env; may put action_mask / reward_components / signals in info
+                 behaviour, # the policy to run (see `choose_action`); its `reset()` is called first
+                 rng:np.random.Generator, # handed to `act`-style policies
+                 seed:int|None=None, # passed to `env.reset`
+                 options:dict|None=None, # passed to `env.reset` (e.g. `run_seed`, `variant`)
+                ) -> tuple[EpisodeRecorder, dict]:
+    "Play one episode of `behaviour`; return its transitions and the last step's info."
+    n, name = int(env.action_space.n), policy_name(behaviour)
+    obs, info = env.reset(seed=seed, options=options)
+    if hasattr(behaviour, 'reset'): behaviour.reset()
+    mask, rec, done = _mask(info, n), EpisodeRecorder(), False
+    while not done:
+        a = choose_action(behaviour, obs, mask, rng, info.get('signals'))
+        if not (0 <= a < n and mask[a]): raise ValueError(f"policy {name} chose action {a}, which is masked or out of range 0..{n-1}")
+        obs2, r, term, trunc, info = env.step(a)
+        mask2 = _mask(info, n)
+        rec.add(obs, mask, a, r, obs2, mask2, term, trunc, info.get('reward_components'))
+        obs, mask, done = obs2, mask2, term or trunc
+    return rec, info
+
 def collect_episodes(env:gym.Env, # a discrete-action env; may put action_mask / reward_components / signals in info
                      behaviour, # the policy to run (see `choose_action`); its `reset()` is called per episode
                      n_episodes:int, # how many episodes to run
@@ -247,18 +267,9 @@ def collect_episodes(env:gym.Env, # a discrete-action env; may put action_mask /
                      config_hash:str='', # hash of the run config, stored with every episode
                     ) -> list[float]:
     "Run `behaviour` for `n_episodes` on `env`, write each finished episode to `writer`; return the episode returns."
-    n, rng, name, returns = int(env.action_space.n), np.random.default_rng(seed), policy_name(behaviour), []
+    rng, name, returns = np.random.default_rng(seed), policy_name(behaviour), []
     for i in range(n_episodes):
-        obs, info = env.reset(seed=seed + i)
-        if hasattr(behaviour, 'reset'): behaviour.reset()
-        mask, rec, done = _mask(info, n), EpisodeRecorder(), False
-        while not done:
-            a = choose_action(behaviour, obs, mask, rng, info.get('signals'))
-            if not (0 <= a < n and mask[a]): raise ValueError(f"policy {name} chose action {a}, which is masked or out of range 0..{n-1}")
-            obs2, r, term, trunc, info = env.step(a)
-            mask2 = _mask(info, n)
-            rec.add(obs, mask, a, r, obs2, mask2, term, trunc, info.get('reward_components'))
-            obs, mask, done = obs2, mask2, term or trunc
+        rec, _ = play_episode(env, behaviour, rng, seed=seed + i)
         if writer is not None: writer.write(rec.arrays(name, config_hash))
         returns.append(float(sum(s[3] for s in rec.steps)))
     return returns

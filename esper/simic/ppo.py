@@ -20,6 +20,7 @@ from .features import ObsNormalizer, obs_from_signals
 from .rewards import RewardConfig
 from .env import describe_env
 from .networks import ActorCritic
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'POLICY_FORMATS', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig',
@@ -391,3 +392,17 @@ class LearnedTamiyo:
         "Restore `state_dict()` output."
         self.greedy, self.seed = bool(state['greedy']), int(state['seed'])
         self.gen.set_state(torch.tensor(state['gen'], dtype=torch.uint8))
+
+# %% ../../nbs/54_simic.ppo.ipynb #2840839e
+@patch
+@torch.no_grad()
+def act(self:LearnedTamiyo, obs:Any, # the env's observation vector
+        mask:Any, # which actions are valid
+        rng:Any=None, # unused: sampling uses the policy's own generator
+       ) -> int:
+    "The chosen flat action for an observation vector as the env returned it (argmax, or a sample when not greedy)."
+    x = np.asarray(obs, np.float32)
+    if x.shape != (self.net.obs_dim,): raise ValueError(f"observation has {x.size} features but the policy expects {self.net.obs_dim}: was it trained on this env (slots, task variants)?")
+    m = torch.as_tensor(np.asarray(mask, dtype=bool))
+    probs = self.net.dist(torch.from_numpy(self.norm(x))[None], m[None]).probs[0]
+    return int(probs.argmax()) if self.greedy else int(torch.multinomial(probs, 1, generator=self.gen))
