@@ -94,7 +94,8 @@ def play_job(job:dict) -> dict:
     rec, info = play_episode(env, pol, np.random.default_rng(seed), seed=job.get('reset_seed'), options=opts)
     out = {'label': job.get('label', job['policy']), 'policy': job['policy'], 'variant': info['variant'], 'seed': info['run_seed'],
            'val_acc': float(info['val_acc']), 'test_acc': info.get('test_acc'), 'return': float(sum(s[3] for s in rec.steps)),
-           'actions': [s[2] for s in rec.steps], 'params': int(info['params']), 'stages': [int(x) for x in info['signals'].stages]}
+           'actions': [s[2] for s in rec.steps], 'params': int(info['params']), 'stages': [int(x) for x in info['signals'].stages],
+           'stage_by_epoch': [[int(h[f'slot{i}/stage']) for i in range(env.config.n_slots)] for h in env.trainer.history]}
     if job.get('keep_episode'): out['episode'] = rec.arrays(policy_name(pol), config_hash(env.config.to_dict()))  # the variant's task
     return out
 
