@@ -20,14 +20,15 @@ from .contracts.actions import n_actions
 from .nissa.output import make_hub
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpisodeWriter, load_episodes
-from .simic.search import make_behaviour, env_for, run_jobs
+from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving
+from .contracts.actions import BLUEPRINTS
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig, train_iql
 import torch
 from .simic.rewards import RewardConfig, REWARD_PRESETS
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_generate', 'cmd_iql', 'cmd_ppo', 'parser', 'main']
+__all__ = ['CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_search', 'cmd_generate', 'cmd_iql', 'cmd_ppo', 'parser', 'main']
 
 # %% ../nbs/60_cli.ipynb #cf9a329f
 class CLIError(Exception):
@@ -182,6 +183,49 @@ def _add_evaluate(sub) -> None:
     _common(p, wandb=False); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_evaluate)
 
+# %% ../nbs/60_cli.ipynb #e7d85126
+def _ints(text:str) -> list[int]:
+    try: xs = [int(x) for x in text.split(',') if x]
+    except ValueError: xs = []
+    if not xs or min(xs) < 0: raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+    return xs
+
+def _blueprints(text:str) -> list[str]:
+    bad = [b for b in text.split(',') if b not in BLUEPRINTS]
+    if bad or not text: raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated blueprints from {', '.join(BLUEPRINTS)}")
+    return text.split(',')
+
+def cmd_search(args) -> int:
+    "Find the best fixed schedule per task variant by successive halving on training seeds; write search.json."
+    cfg = _run_config(args)
+    if max(args.grid_epochs) >= cfg.epochs: raise CLIError(f"esper search: --grid-epochs {max(args.grid_epochs)} is not before the last epoch ({cfg.epochs} epochs)")
+    env, grid = dict(preset=cfg.preset, variants=args.variants, time_limit='terminate', **_changed(cfg)), schedule_grid(args.grid_epochs, args.grid_blueprints, cfg.n_slots)
+    seeds = list(range(args.seeds))
+    out = _out_dir(args, ('search', cfg.preset, args.seeds), {'task': cfg.to_dict(), 'variants': args.variants, 'grid': grid, 'seeds': seeds,
+                   'seeds0': args.seeds0}, command='search')
+    res = {}
+    for v in args.variants or [None]:
+        r = res[v or 'task'] = successive_halving(env, grid, seeds, out / (v or 'task'), variant=v, seeds0=args.seeds0, workers=args.workers,
+                                                  progress=lambda r: print(f"{r['label']} {r['variant'] or ''} seed {r['seed']}: val {r['val_acc']:.2%}", flush=True))
+        last = r['rounds'][-1]
+        print(f"{v or 'task'}: best {r['best']} (val {last['val_acc'][r['best']]:.2%} over {len(last['seeds'])} seeds, {len(r['rounds'])} rounds)", flush=True)
+    write_json(out / 'search.json', res)
+    print(f"outputs: {out}/ (search.json; records per variant)")
+    return 0
+
+def _add_search(sub) -> None:
+    p = sub.add_parser('search', help='find the best fixed schedule by successive halving on training seeds')
+    p.add_argument('--preset', default='small', choices=sorted(PRESETS), help='task preset')
+    p.add_argument('--variants', type=_variants, help=f"task variants, each searched on its own ({', '.join(TASK_VARIANTS)})")
+    p.add_argument('--grid-epochs', type=_ints, default=[0, 1, 2, 3], help='germination epochs of the grid')
+    p.add_argument('--grid-blueprints', type=_blueprints, default=list(BLUEPRINTS), help='blueprints of the grid')
+    p.add_argument('--seeds', type=_positive, default=16, help='training run seeds 0..N-1 (the last round uses them all)')
+    p.add_argument('--seeds0', type=_positive, default=2, help='seeds of the first round')
+    p.add_argument('--workers', type=_positive, default=os.cpu_count() or 1, help='worker processes, one torch thread each')
+    p.add_argument('--out', help='output folder (default: a fresh run folder; an earlier one continues)')
+    _common(p, wandb=False); _run_flags(p, skip=('seed',))
+    p.set_defaults(fn=cmd_search)
+
 # %% ../nbs/60_cli.ipynb #3d80fa8f
 def _behaviour(spec:str, n_slots:int, seed:int):
     "A behaviour policy from its text (see `esper.simic.search.make_behaviour`); a bad one is a one-line error."
@@ -328,7 +372,7 @@ def parser() -> argparse.ArgumentParser:
     for add in _SUBCOMMANDS: add(sub)
     return p
 
-_SUBCOMMANDS = [_add_train, _add_ppo, _add_offline, _add_evaluate]
+_SUBCOMMANDS = [_add_train, _add_ppo, _add_offline, _add_evaluate, _add_search]
 
 def main(argv:Sequence[str]|None=None) -> int:
     "Run the `esper` command; returns the exit code (errors are one line on stderr)."
