@@ -16,7 +16,7 @@ from esper.kasmina.slot import GateConfig, SeedSlot, SlotOperationError
 from esper.kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer, GrownCNN, load_export
 
 S = SeedStage
-BPS = list(BLUEPRINT_REGISTRY)
+BPS = [n for n, b in BLUEPRINT_REGISTRY.items() if 'BCHW' in b.layouts]  # image blueprints (HostCNN); token ones: tests/test_wrap.py
 PARAM_BPS = [b for b in BPS if b != 'noop']
 OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0,
                   g4_max_harm=1., g5_min_contribution=-1., embargo_epochs=2)

@@ -5,19 +5,25 @@
 # %% ../../nbs/10_kasmina.blueprints.ipynb #fb61128c
 from __future__ import annotations
 import torch
+import torch.nn.functional as F
 from torch import nn
 from ..contracts.schemas import Blueprint
 
 # %% auto #0
-__all__ = ['BLUEPRINT_REGISTRY', 'count_flops', 'ResidualSeed', 'SqueezeExcite', 'NoopBlueprint', 'ConvEnhanceBlueprint',
-           'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint', 'BottleneckBlueprint', 'SeparableBlueprint',
-           'get_blueprint']
+__all__ = ['LAYOUTS', 'BLUEPRINT_REGISTRY', 'TOKEN_BLUEPRINTS', 'count_flops', 'ResidualSeed', 'SqueezeExcite', 'NoopBlueprint',
+           'ConvEnhanceBlueprint', 'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint', 'BottleneckBlueprint',
+           'SeparableBlueprint', 'SelfAttention', 'MLPBlueprint', 'SelfAttentionBlueprint', 'TokenNormBlueprint',
+           'get_blueprint', 'blueprints_for']
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #53a6ad33
+LAYOUTS: tuple[str, ...] = ('BCHW', 'BTD')
+"Feature layouts a slot can sit in: images `(B,C,H,W)` and tokens `(B,T,D)`."
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #97ca24ff
 def count_flops(module:nn.Module, # any module taking one `(1, *input_shape)` tensor
-                input_shape:tuple[int, ...], # `(C,H,W)` of one sample
+                input_shape:tuple[int, ...], # `(C,H,W)` or `(T,D)` of one sample
                ) -> int:
-    "FLOPs (2 × multiply-accumulates of `Conv2d` and `Linear` layers) of one forward pass on one sample of `input_shape`."
+    "FLOPs (2 × multiply-accumulates of `Conv2d`, `Linear`, and modules with a `matmul_flops(out)` method) of one forward on one sample of `input_shape`."
     total, hooks = [0], []
     def conv_hook(m, inp, out): total[0] += 2 * out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
     def lin_hook(m, inp, out): total[0] += 2 * m.in_features * out.numel()
@@ -25,6 +31,7 @@ def count_flops(module:nn.Module, # any module taking one `(1, *input_shape)` te
     for m in module.modules():
         if isinstance(m, nn.Conv2d): hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear): hooks.append(m.register_forward_hook(lin_hook))
+        elif hasattr(m, 'matmul_flops'): hooks.append(m.register_forward_hook(lambda m, inp, out: total.__setitem__(0, total[0] + m.matmul_flops(out))))
     was_training = module.training
     try:
         module.eval()
@@ -50,10 +57,12 @@ def _gcd(a:int, b:int) -> int:
 class ResidualSeed(nn.Module):
     "A seed computing `h + f(h)`; `f` ends in a zero-initialised affine so a new seed is exactly the identity."
     def __init__(self, f:nn.Module, # the residual branch; its last module has an affine `weight`
+                 last:nn.Module|None=None, # the affine layer zeroed (weight and bias); default `f[-1]`
                 ):
         super().__init__()
-        self.f = f
-        nn.init.zeros_(f[-1].weight)
+        self.f, z = f, (last if last is not None else f[-1])
+        nn.init.zeros_(z.weight)
+        if getattr(z, 'bias', None) is not None: nn.init.zeros_(z.bias)
     def forward(self, h:torch.Tensor) -> torch.Tensor: return h + self.f(h)
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #c177ab3f
@@ -70,15 +79,15 @@ class SqueezeExcite(nn.Module):
 # %% ../../nbs/10_kasmina.blueprints.ipynb #594764d7
 class NoopBlueprint:
     "The control: a seed that computes `h` and has no parameters."
-    name, control = 'noop', True
+    name, control, layouts = 'noop', True, ('BCHW', 'BTD')
     def build(self, channels:int) -> nn.Module: _check_channels(channels); return nn.Identity()
     def param_count(self, channels:int) -> int: return 0
-    def flops(self, channels:int, height:int, width:int) -> int: return 0
+    def flops(self, channels:int, *spatial:int) -> int: return 0
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #769d68af
 class ConvEnhanceBlueprint:
     "A residual conv block `C → 2C → C` (two 3×3 convolutions with BatchNorm), the last BN zero-initialised."
-    name, control = 'conv_enhance', False
+    name, control, layouts = 'conv_enhance', False, ('BCHW',)
     def build(self, channels:int) -> nn.Module:
         C = _check_channels(channels)
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, 2*C, 3, padding=1, bias=False), nn.BatchNorm2d(2*C), nn.ReLU(),
@@ -89,7 +98,7 @@ class ConvEnhanceBlueprint:
 # %% ../../nbs/10_kasmina.blueprints.ipynb #2e5a9642
 class AttentionBlueprint:
     "Squeeze-excitation channel attention with a hidden width of `max(1, C // 4)`."
-    name, control = 'attention', False
+    name, control, layouts = 'attention', False, ('BCHW',)
     def _hidden(self, channels:int) -> int: return max(1, channels // 4)
     def build(self, channels:int) -> nn.Module: return SqueezeExcite(_check_channels(channels), self._hidden(channels))
     def param_count(self, channels:int) -> int: r = self._hidden(channels); return 2 * channels * r + r + channels
@@ -98,7 +107,7 @@ class AttentionBlueprint:
 # %% ../../nbs/10_kasmina.blueprints.ipynb #2cc103dd
 class NormBlueprint:
     "A GroupNorm residual `h + GN(conv1×1(h))` with `gcd(C, 4)` groups, the GroupNorm scale zero-initialised."
-    name, control = 'norm', False
+    name, control, layouts = 'norm', False, ('BCHW',)
     def build(self, channels:int) -> nn.Module:
         C = _check_channels(channels)
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, C, 1, bias=False), nn.GroupNorm(_gcd(C, 4), C)))
@@ -108,7 +117,7 @@ class NormBlueprint:
 # %% ../../nbs/10_kasmina.blueprints.ipynb #677cf703
 class DepthwiseBlueprint:
     "A depthwise-separable residual block: depthwise 3×3, BN, ReLU, pointwise 1×1, BN (zero-initialised)."
-    name, control = 'depthwise', False
+    name, control, layouts = 'depthwise', False, ('BCHW',)
     def build(self, channels:int) -> nn.Module:
         C = _check_channels(channels)
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, C, 3, padding=1, groups=C, bias=False), nn.BatchNorm2d(C), nn.ReLU(),
@@ -119,7 +128,7 @@ class DepthwiseBlueprint:
 # %% ../../nbs/10_kasmina.blueprints.ipynb #572ed494
 class BottleneckBlueprint:
     "A residual bottleneck `C → C/2 → C/2 → C` (1×1, 3×3, 1×1 convolutions with BatchNorm), the last BN zero-initialised."
-    name, control = 'bottleneck', False
+    name, control, layouts = 'bottleneck', False, ('BCHW',)
     def _mid(self, C:int) -> int: return max(1, C // 2)
     def build(self, channels:int) -> nn.Module:
         C = _check_channels(channels); m = self._mid(C)
@@ -131,7 +140,7 @@ class BottleneckBlueprint:
 
 class SeparableBlueprint:
     "An inverted residual: 1×1 expansion to 2C, depthwise 3×3, 1×1 projection back to C (BatchNorm after each, the last zero-initialised)."
-    name, control = 'separable', False
+    name, control, layouts = 'separable', False, ('BCHW',)
     def build(self, channels:int) -> nn.Module:
         C = _check_channels(channels); e = 2 * C
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(),
@@ -141,14 +150,74 @@ class SeparableBlueprint:
     def flops(self, channels:int, height:int, width:int) -> int: C, e = channels, 2 * channels; return (4 * C * e + 18 * e) * height * width
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #1758207b
-BLUEPRINT_REGISTRY: dict[str, Blueprint] = {b.name: b for b in (NoopBlueprint(), ConvEnhanceBlueprint(), AttentionBlueprint(),
-                                                                NormBlueprint(), DepthwiseBlueprint(), BottleneckBlueprint(),
-                                                                SeparableBlueprint())}
-"Every blueprint by name: `noop` (the control), the four germinable ones of `contracts.actions.BLUEPRINTS`, and the cheap `bottleneck` and `separable`."
+class SelfAttention(nn.Module):
+    "Multi-head self-attention over tokens `(B,T,D)` (fused QKV projection, scaled dot product, output projection)."
+    def __init__(self, dim:int, # D, features per token
+                 heads:int, # attention heads (must divide `dim`)
+                ):
+        super().__init__()
+        if dim % heads: raise ValueError(f"heads ({heads}) must divide dim ({dim})")
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+    def forward(self, h:torch.Tensor) -> torch.Tensor:
+        B, T, D = h.shape
+        q, k, v = self.qkv(h).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D))
+    def matmul_flops(self, out:torch.Tensor) -> int:
+        "FLOPs of `QKᵀ` and `AV` (not `Linear` layers) for an output `out` of shape `(B,T,D)`."
+        B, T, D = out.shape; return 4 * B * T * T * D
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #10376871
+class MLPBlueprint:
+    "A residual token MLP `h + W₂ GELU(W₁ LN(h))` with hidden width `max(1, int(ratio·D))`, `W₂` zero-initialised."
+    control, layouts = False, ('BTD',)
+    def __init__(self, name:str='mlp', ratio:float=2.): self.name, self.ratio = name, ratio
+    def _hidden(self, D:int) -> int: return max(1, int(self.ratio * D))
+    def build(self, channels:int) -> nn.Module:
+        D = _check_channels(channels); H = self._hidden(D)
+        return ResidualSeed(nn.Sequential(nn.LayerNorm(D), nn.Linear(D, H), nn.GELU(), nn.Linear(H, D)))
+    def param_count(self, channels:int) -> int: D, H = channels, self._hidden(channels); return 2 * D * H + H + 3 * D
+    def flops(self, channels:int, tokens:int) -> int: return 4 * channels * self._hidden(channels) * tokens
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #37dfad43
+class SelfAttentionBlueprint:
+    "A residual self-attention seed `h + W_o MHA(LN(h))` with `gcd(D, 4)` heads, `W_o` zero-initialised."
+    name, control, layouts = 'self_attention', False, ('BTD',)
+    def build(self, channels:int) -> nn.Module:
+        D = _check_channels(channels); a = SelfAttention(D, _gcd(D, 4))
+        return ResidualSeed(nn.Sequential(nn.LayerNorm(D), a), last=a.proj)
+    def param_count(self, channels:int) -> int: return 4 * channels**2 + 6 * channels
+    def flops(self, channels:int, tokens:int) -> int: return 8 * channels**2 * tokens + 4 * tokens**2 * channels
+
+class TokenNormBlueprint:
+    "A norm-ended linear residual `h + LN(W h)`, the LayerNorm scale zero-initialised (the token `norm`)."
+    name, control, layouts = 'token_norm', False, ('BTD',)
+    def build(self, channels:int) -> nn.Module:
+        D = _check_channels(channels); return ResidualSeed(nn.Sequential(nn.Linear(D, D, bias=False), nn.LayerNorm(D)))
+    def param_count(self, channels:int) -> int: return channels**2 + 2 * channels
+    def flops(self, channels:int, tokens:int) -> int: return 2 * channels**2 * tokens
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #ce905918
+BLUEPRINT_REGISTRY: dict[str, Blueprint] = {b.name: b for b in (NoopBlueprint(), ConvEnhanceBlueprint(), AttentionBlueprint(),
+                                                                NormBlueprint(), DepthwiseBlueprint(), BottleneckBlueprint(),
+                                                                SeparableBlueprint(), MLPBlueprint(), SelfAttentionBlueprint(),
+                                                                TokenNormBlueprint(), MLPBlueprint('mlp_narrow', 0.25))}
+"Every blueprint by name: `noop` (the control), the four germinable ones of `contracts.actions.BLUEPRINTS`, the cheap `bottleneck` and `separable`, and the four token ones."
+
+TOKEN_BLUEPRINTS: tuple[str, ...] = ('mlp', 'self_attention', 'token_norm', 'mlp_narrow')
+"The token blueprints in action-menu order (a `RunConfig.blueprints` for a host with `(B,T,D)` slots)."
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #f8ba106f
 def get_blueprint(name:str, # a key of `BLUEPRINT_REGISTRY`
+                  layout:str|None=None, # 'BCHW' or 'BTD': the blueprint must take it (None: any)
                  ) -> Blueprint:
-    "The blueprint called `name`; an unknown name raises `ValueError` listing the known ones."
-    try: return BLUEPRINT_REGISTRY[name]
+    "The blueprint called `name`; an unknown name, or one that does not take `layout`, raises `ValueError` listing the ones that fit."
+    try: bp = BLUEPRINT_REGISTRY[name]
     except (KeyError, TypeError): raise ValueError(f"unknown blueprint {name!r}; known: {', '.join(BLUEPRINT_REGISTRY)}") from None
+    if layout is not None and layout not in bp.layouts:
+        raise ValueError(f"blueprint {name!r} takes {'/'.join(bp.layouts)} features, not {layout}; for {layout}: {', '.join(blueprints_for(layout))}")
+    return bp
+
+def blueprints_for(layout:str, # 'BCHW' or 'BTD'
+                  ) -> list[str]:
+    "Names of the blueprints that take `layout`."
+    return [n for n, b in BLUEPRINT_REGISTRY.items() if layout in b.layouts]

@@ -16,7 +16,7 @@ from ..contracts.signals import SlotSignals
 from ..contracts.schemas import (GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport,
                                      TelemetryEvent, TelemetryEventType)
 from ..io import jsonable, nan_if_none
-from .blueprints import get_blueprint
+from .blueprints import get_blueprint, LAYOUTS
 from .isolation import AlphaSchedule, incubator_forward, blend_forward
 
 # %% auto #0
@@ -72,13 +72,16 @@ _T = TelemetryEventType
 class SeedSlot(nn.Module):
     "A slot that can hold one seed through its gated lifecycle; the identity while empty."
     def __init__(self, slot_id:int, # index of the slot in its model
-                 channels:int, # channels of the host features at this slot
+                 channels:int, # channels of the host features at this slot (D for tokens)
                  gate_config:GateConfig=GateConfig(), # gate thresholds
                  hub:Any=None, # anything with `.emit(TelemetryEvent)`, or None
+                 layout:str='BCHW', # host features: 'BCHW' (images) or 'BTD' (tokens)
                 ):
         super().__init__()
         if not isinstance(channels, int) or channels < 1: raise ValueError(f"channels must be a positive int, got {channels!r}")
-        self.slot_id, self.channels, self.gate_config, self.hub = slot_id, channels, gate_config, hub
+        if layout not in LAYOUTS: raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.slot_id, self.channels, self.gate_config, self.hub, self.layout = slot_id, channels, gate_config, hub, layout
+        self._cdim = 1 if layout == 'BCHW' else 2  # where the channels are
         self.register_buffer('_ref', torch.empty(0), persistent=False)  # follows .to(): device and dtype for new seeds
         self.register_module('seed', None)
         self.reports: list[FieldReport] = []
@@ -93,7 +96,7 @@ class SeedSlot(nn.Module):
         self._blend_t, self._contrib_stage, self._loss_recorded, self._germinated_epoch = 0, None, False, None
         self._history: list[tuple[str, int]] = []
 
-    def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, stage={self.stage.name}, blueprint={self.blueprint}"
+    def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, layout={self.layout}, stage={self.stage.name}, blueprint={self.blueprint}"
 
 # %% ../../nbs/12_kasmina.slot.ipynb #fbca3faf
 @patch
@@ -124,10 +127,11 @@ def _finite(m:nn.Module) -> bool:
 def _g0(slot:SeedSlot, bp:Any, seed:nn.Module) -> GateResult:
     "G0: the built seed fits the slot."
     was = seed.training; seed.eval()
-    with torch.no_grad(): out = seed(torch.ones(2, slot.channels, 4, 4, dtype=slot._ref.dtype, device=slot._ref.device))
+    shape = (2, slot.channels, 4, 4) if slot.layout == 'BCHW' else (2, 4, slot.channels)
+    with torch.no_grad(): out = seed(torch.ones(shape, dtype=slot._ref.dtype, device=slot._ref.device))
     seed.train(was)
     n, cap = sum(p.numel() for p in seed.parameters()), slot.gate_config.max_seed_params
-    return GateResult.from_checks(GateLevel.G0, {'shape_preserved': tuple(out.shape) == (2, slot.channels, 4, 4) and bool(torch.isfinite(out).all()),
+    return GateResult.from_checks(GateLevel.G0, {'shape_preserved': tuple(out.shape) == shape and bool(torch.isfinite(out).all()),
                                                  'within_param_budget': cap is None or n <= cap}, f"{bp.name}: {n} params")
 
 # %% ../../nbs/12_kasmina.slot.ipynb #1327bc8a
@@ -155,7 +159,7 @@ def germinate(self:SeedSlot, blueprint:str, # a key of `BLUEPRINT_REGISTRY`
              ) -> GateResult:
     "Build a `blueprint` seed and move DORMANT → GERMINATED through G0; a failed G0 leaves the slot DORMANT."
     if self.stage != SeedStage.DORMANT: raise InvalidTransitionError(self.stage, SeedStage.GERMINATED, self.slot_id)
-    bp = get_blueprint(blueprint)
+    bp = get_blueprint(blueprint, self.layout)
     seed = bp.build(self.channels).to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
     res = _g0(self, bp, seed)
     if not res.passed:
@@ -189,7 +193,8 @@ def step_epoch(self:SeedSlot, epoch:int, # the epoch that just ended
 def forward(self:SeedSlot, h:torch.Tensor, # (B,C,H,W) host features
            ) -> torch.Tensor:
     "Host features after this slot: the stage's forward of the isolation table (or the forced α of `override_alpha`)."
-    if h.shape[1] != self.channels: raise ValueError(f"slot {self.slot_id}: expected {self.channels} channels, got input of shape {tuple(h.shape)}")
+    if h.dim() != len(self.layout) or h.shape[self._cdim] != self.channels:
+        raise ValueError(f"slot {self.slot_id}: expected {self.channels} channels ({self.layout} features), got input of shape {tuple(h.shape)}")
     seed, s, a = self.seed, self.stage, self._override
     if seed is None: return h
     if a is None:
@@ -276,7 +281,7 @@ def cull(self:SeedSlot, reason:str, # why the seed is removed
 @patch
 def state(self:SeedSlot) -> dict[str, Any]:
     "A JSON-ready snapshot of everything but tensors (pair it with the model's `state_dict`)."
-    return {'slot_id': self.slot_id, 'channels': self.channels, 'stage': self.stage.name, 'blueprint': self.blueprint,
+    return {'slot_id': self.slot_id, 'channels': self.channels, 'layout': self.layout, 'stage': self.stage.name, 'blueprint': self.blueprint,
             'alpha': self.alpha, 'seed_id': self.seed_id, 'metrics': {k: jsonable(v) for k, v in self.metrics.to_dict().items()},
             'counters': {'blend_t': self._blend_t, 'germinations': self._germinations, 'loss_recorded': self._loss_recorded,
                          'contribution_stage': self._contrib_stage.name if self._contrib_stage is not None else None,
@@ -294,6 +299,7 @@ def _report_from(d:dict) -> FieldReport:
 def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
               ) -> None:
     "Restore a `state()` snapshot, rebuilding the seed module so a `state_dict` can be loaded next."
+    if d.get('layout', 'BCHW') != self.layout: raise ValueError(f"slot {self.slot_id}: state is for {d['layout']} features, this slot takes {self.layout}")
     if d['channels'] != self.channels: raise ValueError(f"slot {self.slot_id}: state is for {d['channels']} channels, this slot has {self.channels}")
     stage = SeedStage[d['stage']]
     seed = None
