@@ -12,7 +12,8 @@ from .schedules import SCHEDULES
 from .contracts.actions import BLUEPRINTS
 from .data import DATASETS
 from .kasmina.slot import GateConfig, GATE_PRESETS
-from .kasmina.blueprints import BLUEPRINT_REGISTRY
+from .kasmina.blueprints import BLUEPRINT_REGISTRY, blueprints_for
+from .kasmina.hosts import HOSTS, check_host, host_points, host_layout
 from .nissa.config import PROFILES
 
 # %% auto #0
@@ -36,8 +37,9 @@ class RunConfig:
     warmup_frac: float = 0.2        # fraction of the steps spent warming up to the peak
     momentum: float = 0.9           # SGD (Nesterov) momentum
     weight_decay: float = 5e-4      # SGD weight decay
-    widths: tuple[int, ...] = (8, 16, 32) # channels of the host's blocks
-    slots_after: tuple[int, ...] = (1,)   # host blocks followed by a seed slot
+    host: str = 'cnn'               # the network grown: cnn, resnet18, vit, or module:package.module:factory
+    widths: tuple[int, ...] = (8, 16, 32) # channels of the host's blocks (host cnn)
+    slots_after: tuple[int, ...] = (1,)   # host blocks (cnn) or slot points (other hosts) followed by a seed slot
     augment: bool = False           # random crop and flip on the device
     gate: GateConfig = field(default_factory=GateConfig) # the lifecycle's gate thresholds
     blueprints: tuple[str, ...] = BLUEPRINTS # the blueprint each GERMINATE_* action germinates, in action order
@@ -79,8 +81,9 @@ class RunConfig:
 def _config_errors(c:RunConfig) -> list[str]:
     "What is wrong with `c`, one message per field (empty when it is valid)."
     pos = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
-    S = c.slots_after
-    checks = [('dataset', c.dataset in DATASETS, f"one of {', '.join(DATASETS)}"), ('epochs', pos(c.epochs), 'an int >= 1'),
+    S, lay = c.slots_after, host_layout(c.host) if check_host(c.host) is None else None
+    checks = [('host', check_host(c.host) is None, check_host(c.host)), *_slot_checks(c),
+              ('dataset', c.dataset in DATASETS, f"one of {', '.join(DATASETS)}"), ('epochs', pos(c.epochs), 'an int >= 1'),
               ('data_limit', c.data_limit is None or pos(c.data_limit), 'None or an int >= 1'), ('val_size', pos(c.val_size), 'an int >= 1'),
               ('batch_size', pos(c.batch_size), 'an int >= 1'), ('contribution_batch', pos(c.contribution_batch), 'an int >= 1'),
               ('lr', isinstance(c.lr, (int, float)) and 0 < c.lr < math.inf, 'a finite number > 0'),
@@ -88,19 +91,27 @@ def _config_errors(c:RunConfig) -> list[str]:
               ('seed_lr_schedule', c.seed_lr_schedule in ('host', 'own'), "'host' or 'own'"),
               ('lr_schedule', c.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"), ('incubator_every', pos(c.incubator_every), 'an int >= 1'),
               ('decay_frac', isinstance(c.decay_frac, (int, float)) and 0 < c.decay_frac <= 1, 'a number in (0, 1]'),
-              ('blueprints', len(c.blueprints) == len(BLUEPRINTS) and all(b in BLUEPRINT_REGISTRY for b in c.blueprints),
-               f"{len(BLUEPRINTS)} names from {', '.join(BLUEPRINT_REGISTRY)}"),
+              ('blueprints', len(c.blueprints) == len(BLUEPRINTS) and all(b in BLUEPRINT_REGISTRY and (lay is None or lay in BLUEPRINT_REGISTRY[b].layouts) for b in c.blueprints),
+               f"{len(BLUEPRINTS)} names from {', '.join(BLUEPRINT_REGISTRY if lay is None else blueprints_for(lay))}" + (f" (host {c.host} has {lay} slots)" if lay and lay != 'BCHW' else '')),
               ('warmup_frac', isinstance(c.warmup_frac, (int, float)) and 0 <= c.warmup_frac < 1, 'a number in [0, 1)'),
               ('momentum', isinstance(c.momentum, (int, float)) and 0 <= c.momentum < 1, 'a number in [0, 1)'),
               ('weight_decay', isinstance(c.weight_decay, (int, float)) and 0 <= c.weight_decay < math.inf, 'a finite number >= 0'),
               ('widths', len(c.widths) > 0 and all(pos(w) for w in c.widths), 'positive ints, e.g. 8,16,32'),
-              ('slots_after', len(S) > 0 and len(set(S)) == len(S) and all(isinstance(i, int) and 0 <= i < len(c.widths) for i in S),
-               f"distinct block indices in 0..{len(c.widths) - 1}"),
               ('static_seeds', len(c.static_seeds) <= len(S), f"at most one blueprint per slot ({len(S)})"),
               ('telemetry', c.telemetry in PROFILES, f"one of {', '.join(PROFILES)}"),
               ('seed', isinstance(c.seed, int) and c.seed >= 0, 'an int >= 0'),
               ('device', isinstance(c.device, str) and re.fullmatch(r'auto|cpu|mps|cuda(:\d+)?', c.device) is not None, 'auto, cpu, cuda or cuda:N')]
     return [f"{k} must be {why}, got {getattr(c, k)!r}" for k, ok, why in checks if not ok]
+
+# %% ../nbs/40_config.ipynb #5a098afc
+def _slot_checks(c:RunConfig) -> list[tuple[str, bool, str]]:
+    "The `slots_after` check: block indices of `cnn`, indices of a named host's slot points (a `module:` host's are checked when built)."
+    S, pts = c.slots_after, host_points(c.host) if c.host in HOSTS else None
+    n = len(c.widths) if c.host == 'cnn' else len(pts) if pts is not None else None
+    ok = len(S) > 0 and len(set(S)) == len(S) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i and (n is None or i < n) for i in S)
+    why = (f"distinct block indices in 0..{len(c.widths) - 1}" if c.host == 'cnn' else
+           f"distinct indices of host {c.host}'s slot points in 0..{n - 1} ({', '.join(pts)})" if n is not None else "distinct indices >= 0")
+    return [('slots_after', ok, why)]
 
 # %% ../nbs/40_config.ipynb #24f2e403
 SHORT_GATES = GateConfig(min_training_epochs=1, blend_epochs=2, min_shadowing_epochs=1, min_probation_epochs=1)

@@ -20,7 +20,8 @@ from .contracts.signals import EpochMetrics, TrainingSignals, SlotSignals
 from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET
 from .data import load_dataset, batches, default_augment, Data
 from .kasmina.isolation import GradientIsolationMonitor
-from .kasmina.host import HostCNN, MorphogeneticModel, MorphoOptimizer, install_fossil
+from .kasmina.host import MorphoOptimizer, install_fossil
+from .kasmina.hosts import build_model
 from .nissa.config import TelemetryConfig
 from .nissa.tracker import DiagnosticTracker
 from .nissa.output import NissaHub
@@ -70,8 +71,8 @@ def _build(self:Trainer) -> None:
     "Fresh model, optimizer, data order and trackers, all seeded from the config."
     c, d = self.config, self.data
     self.gen = seed_everything(c.seed)
-    host = HostCNN(d.in_channels, d.n_classes, widths=c.widths, slots_after=c.slots_after)
-    self.model = MorphogeneticModel(host, c.gate, hub=self.hub).to(self.device)
+    self.model = build_model(c.host, d.in_channels, d.n_classes, d.image_size, c.widths, c.slots_after, c.gate, self.hub,
+                             blueprints=c.blueprints).to(self.device)
     for i, bp in enumerate(c.static_seeds):
         if bp: install_fossil(self.model, i, bp)
     self.opt = MorphoOptimizer(self.model, lr=c.lr, seed_lr=c.lr * c.seed_lr_mult, momentum=c.momentum,
@@ -296,7 +297,7 @@ def _signals_from_dict(d:dict) -> TrainingSignals:
 def state_dict(self:Trainer) -> dict[str, Any]:
     "Everything needed to continue this run exactly, as tensors and JSON strings."
     js = lambda o: json.dumps(o)
-    return {'config': js(self.config.to_dict()), 'epoch': self.epoch,
+    return {'config': js(self.config.to_dict()), 'host': js(self.model.host_spec()), 'epoch': self.epoch,
             'counters': js({'step_count': self.step_count, 'train_flops': self.train_flops, 'eval_flops': self.eval_flops, 'born': self.born,
                             'host_params': self.host_params, 'host_flops': self.host_flops}),
             'model': self.model.state_dict(), 'slots': js(self.model.slot_states()), 'optimizer': self.opt.state_dict(),
@@ -308,6 +309,8 @@ def state_dict(self:Trainer) -> dict[str, Any]:
 def load_state_dict(self:Trainer, st:dict) -> TrainingSignals:
     "Restore a run from `state_dict()` output (a fresh `Trainer` with the same config); returns the signals."
     self._build()
+    if 'host' in st and json.loads(st['host']) != self.model.host_spec():
+        raise ValueError(f"checkpoint is for host {json.loads(st['host'])}, this config builds {self.model.host_spec()}")
     self.model.load_slot_states(json.loads(st['slots']))
     self.model.load_state_dict(st['model']); self.opt.sync(); self.opt.load_state_dict(st['optimizer'])
     self.diag.set_groups(self._groups())

@@ -474,3 +474,14 @@ def export(self:WrappedModel) -> tuple[nn.Module, dict[str, Any]]:
     spec = {'format': WRAPPED_FORMAT, 'host': self.spec, 'input_shape': list(self.input_shape), 'fossils': fossils,
             'params': sum(p.numel() for p in net.parameters())}
     return net.train(self.training), spec
+
+# %% ../../nbs/13_kasmina.host.ipynb #833bd41d
+@patch
+def host_spec(self:MorphogeneticModel) -> dict[str, Any]:
+    "What the bare host is (JSON): `HostCNN`'s constructor arguments; checkpoints record it."
+    return {'name': 'cnn', **self.host.config()}
+
+@patch
+def host_spec(self:WrappedModel) -> dict[str, Any]:
+    "What the bare host is (JSON): the spec given to `wrap` (factory and arguments) and where the slots are."
+    return {**(self.spec or {'name': type(self.host).__name__, 'factory': None}), 'at': list(self.at)}
