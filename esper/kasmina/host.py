@@ -407,7 +407,8 @@ class WrappedModel(MorphogeneticModel):
         self.host, self.at, self.spec = host, tuple(at), spec
         self._input_shape = tuple(example_input.shape[1:])
         self.slot_layouts, self.slot_shapes = tuple(f[0] for f in found), tuple(f[2] for f in found)
-        self.slots = nn.ModuleList(SeedSlot(i, c, gate_config, hub, layout=l) for i, (l, c, _) in enumerate(found))
+        ref = next((p for p in host.parameters() if p.is_floating_point()), example_input)  # slots (and new seeds) follow the host
+        self.slots = nn.ModuleList(SeedSlot(i, c, gate_config, hub, layout=l) for i, (l, c, _) in enumerate(found)).to(ref.device, ref.dtype)
         mods = dict(host.named_modules())
         self._hooks = [mods[n].register_forward_hook(_SlotHook(self.slots, k)) for k, n in enumerate(self.at)]
 

@@ -1,0 +1,158 @@
+"""Wrapped hosts: isolation proofs and exact function preservation (float64) on torchvision's ResNet-18 and the ViT host
+for every blueprint of each layout, export → reload, resume on a wrapped host, bad `at=` names."""
+import copy, json, os, signal
+import pytest, torch
+import torch.nn.functional as F
+from esper.contracts.stages import SeedStage as S
+from esper.kasmina.blueprints import blueprints_for
+from esper.kasmina.slot import GateConfig
+from esper.kasmina.host import MorphogeneticModel, MorphoOptimizer, load_export, install_fossil
+from esper.kasmina.hosts import resnet18, vit, build_model
+from esper.kasmina.blueprints import TOKEN_BLUEPRINTS
+from esper.io import save_torch
+from esper.config import RunConfig
+from esper.run import run, resume
+from esper.tamiyo.baselines import make_policy
+
+OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0,
+                  g4_max_harm=1., g5_min_contribution=-1., embargo_epochs=2)
+HOSTS = {'resnet18': (lambda: resnet18(5), 'layer2', (3, 16, 16)), 'vit': (lambda: vit(5, 3, 16), 'blocks.1', (3, 16, 16))}
+CASES = [(h, bp) for h, lay in (('resnet18', 'BCHW'), ('vit', 'BTD')) for bp in blueprints_for(lay)]
+
+
+def wrapped(host, bp, seed=0):
+    "A float64 wrapped host with a perturbed `bp` seed germinated in its one slot, and an exact bare copy of the host."
+    torch.manual_seed(seed)
+    make, at, shape = HOSTS[host]
+    net = make().double()
+    bare = copy.deepcopy(net)
+    m = MorphogeneticModel.wrap(net, at=[at], example_input=torch.zeros(2, *shape, dtype=torch.float64), gate_config=OPEN)
+    assert m.slots[0].germinate(bp, 0).passed
+    with torch.no_grad():
+        for p in m.slots[0].seed.parameters(): p.add_(0.3 * torch.randn_like(p))
+    return m, bare
+
+
+def batch(shape, seed=1, n=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g, dtype=torch.float64), torch.randint(0, 5, (n,), generator=g)
+
+
+def to_stage(slot, stage):
+    while slot.stage != stage:
+        if slot.stage == S.BLENDING:
+            while slot.alpha < 1: slot.step_epoch(0)
+        if slot.stage in (S.SHADOWING, S.PROBATIONARY): slot.record_contribution(0.5, 0.5)
+        assert slot.advance(0).passed
+
+
+def grads(params, loss):
+    for p in params: p.grad = None
+    loss.backward()
+    return [p.grad.clone() for p in params]
+
+
+def reference(m, bare, x, mode):
+    "`bare` (the host's exact copy) with slot 0 replaced by: 'const' = the seed's blend output as a constant, 'live' = g(h), 'leaky' = blend without detach."
+    slot = m.slots[0]
+    def hook(mod, args, h):
+        if mode == 'const': hd = h.detach(); return h + slot.alpha * (slot.seed(hd).detach() - hd)
+        if mode == 'live': return slot.seed(h)
+        return h + slot.alpha * (slot.seed(h) - h)
+    handle = bare.get_submodule(m.at[0]).register_forward_hook(hook)
+    try: return bare(x)
+    finally: handle.remove()
+
+
+@pytest.mark.parametrize('host, bp', CASES)
+def test_wrapped_isolation_and_function_preservation(host, bp):
+    m, bare = wrapped(host, bp)
+    x, y = batch(HOSTS[host][2])
+    hp, bp_ = list(m.host.parameters()), list(bare.parameters())
+    assert torch.equal(m(x), bare(x))                                    # germinated: exactly the host
+    to_stage(m.slots[0], S.TRAINING)
+    out = m(x)
+    assert torch.equal(out, bare(x))                                     # incubator: exactly the host
+    g_m, g_bare = grads(hp, F.cross_entropy(out, y)), grads(bp_, F.cross_entropy(bare(x), y))
+    assert all(torch.equal(a, b) for a, b in zip(g_m, g_bare))           # and the host's gradients are the seedless model's
+    sg = [p.grad for p in m.seed_parameters(0)]
+    if bp != 'noop': assert sum(float(g.abs().sum()) for g in sg) > 0   # while the seed learns
+    for stage in (S.BLENDING, S.SHADOWING):
+        to_stage(m.slots[0], stage)
+        g_m = grads(hp, F.cross_entropy(m(x), y))
+        g_c = grads(bp_, F.cross_entropy(reference(m, bare, x, 'const'), y))
+        assert all(torch.equal(a, b) for a, b in zip(g_m, g_c)), stage  # host sees the seed's output as a constant
+        if bp != 'noop':
+            g_l = grads(bp_, F.cross_entropy(reference(m, bare, x, 'leaky'), y))
+            assert any(not torch.allclose(a, b) for a, b in zip(g_m, g_l)), "the comparison cannot detect a leak"
+    to_stage(m.slots[0], S.PROBATIONARY)
+    g_m = grads(hp, F.cross_entropy(m(x), y))
+    g_live = grads(bp_, F.cross_entropy(reference(m, bare, x, 'live'), y))
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-14) for a, b in zip(g_m, g_live))
+
+
+@pytest.mark.parametrize('host', list(HOSTS))
+def test_incubator_keeps_the_function_while_the_seed_trains(host):
+    bp = 'conv_enhance' if host == 'resnet18' else 'self_attention'
+    m, _ = wrapped(host, bp); to_stage(m.slots[0], S.TRAINING)
+    x, y = batch(HOSTS[host][2])
+    opt = MorphoOptimizer(m, lr=0.01, seed_lr=0.1)
+    before = [p.detach().clone() for p in m.seed_parameters(0)]
+    for _ in range(2):
+        out = m(x)
+        with m.slots[0].override_alpha(0.): assert torch.equal(out, m(x))  # the model equals itself without the seed
+        opt.zero_grad(); F.cross_entropy(out, y).backward(); opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.seed_parameters(0)))
+
+
+@pytest.mark.parametrize('host', list(HOSTS))
+def test_export_reload_gives_the_same_outputs(host, tmp_path):
+    torch.manual_seed(0)
+    shape = HOSTS[host][2]
+    kw = dict(blueprints=TOKEN_BLUEPRINTS) if host == 'vit' else {}
+    m = build_model(host, 3, 5, shape[1:], slots_after=(0, 1), **kw)
+    install_fossil(m, 1, 'mlp' if host == 'vit' else 'depthwise')
+    with torch.no_grad():
+        for p in m.slots[1].seed.parameters(): p.add_(0.1 * torch.randn_like(p))
+    m.eval(); x = torch.randn(2, *shape)
+    net, spec = m.export()
+    save_torch(net.state_dict(), tmp_path / 'w.pt'); (tmp_path / 's.json').write_text(json.dumps(spec))
+    back = load_export(json.loads((tmp_path / 's.json').read_text()), torch.load(tmp_path / 'w.pt', weights_only=True)).eval()
+    assert torch.equal(back(x), m(x)) and torch.equal(net.eval()(x), m(x))
+    assert spec['host']['factory'] == f'esper.kasmina.hosts:{host}' and [f['at'] for f in spec['fossils']] == [m.at[1]]
+    assert sum(p.numel() for p in back.parameters()) == m.param_count() - sum(p.numel() for p in m.slots[0].parameters())
+
+
+class InterruptAfter:
+    "Wraps a policy and sends SIGINT to this process after `k` decisions."
+    def __init__(self, policy, k): self.policy, self.k, self.n, self.name = policy, k, 0, policy.name
+    def reset(self): self.policy.reset()
+    def state_dict(self): return self.policy.state_dict()
+    def load_state_dict(self, d): self.policy.load_state_dict(d)
+    def decide(self, signals, mask):
+        self.n += 1
+        if self.n == self.k: os.kill(os.getpid(), signal.SIGINT)
+        return self.policy.decide(signals, mask)
+
+
+def test_resume_equals_uninterrupted_on_a_wrapped_host(tmp_path):
+    c = RunConfig.preset('tiny', host='vit', blueprints=TOKEN_BLUEPRINTS, slots_after=(1, 3), data_limit=256, val_size=128, contribution_batch=128)
+    strip = lambda h: [{k: v for k, v in e.items() if not k.startswith('time/')} for e in h]
+    full = run(c, make_policy('periodic', every=1, n_slots=2), runs_root=tmp_path / 'a')
+    part = run(c, InterruptAfter(make_policy('periodic', every=1, n_slots=2), 4), runs_root=tmp_path / 'b')
+    assert part.interrupted
+    resumed = resume(part.run_dir, make_policy('periodic', every=1, n_slots=2))
+    assert json.dumps(strip(resumed.history)) == json.dumps(strip(full.history))
+    assert resumed.test_acc == full.test_acc and resumed.fossils + resumed.culls >= 1
+    assert [r['history'] for r in resumed.field_reports] == [r['history'] for r in full.field_reports]
+
+
+def test_bad_at_names_are_one_line_listing_the_submodules():
+    net = resnet18(5)
+    with pytest.raises(ValueError) as e:
+        MorphogeneticModel.wrap(net, at=['layer2', 'layer9'], example_input=torch.zeros(2, 3, 16, 16))
+    msg = str(e.value)
+    assert '\n' not in msg and msg.startswith("unknown submodule(s) 'layer9' in ResNet; it has: conv1, bn1, relu, maxpool, layer1, layer1.0")
+    assert all(n in msg.split('it has: ')[1].split(', ') for n, _ in net.named_modules() if n)
+    with pytest.raises(ValueError, match="submodule 'layer1.0.relu' ran 2 times in one forward"):
+        MorphogeneticModel.wrap(net, at=['layer1.0.relu'], example_input=torch.zeros(2, 3, 16, 16))
