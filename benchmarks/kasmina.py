@@ -40,9 +40,9 @@ def fwd_bwd_ms(model, x, y, iters):
     return 1e3 * (time.perf_counter() - t) / iters
 
 
-def median_ms(configs, batch, rounds, iters):
-    "Median forward+backward ms of each model on one (batch, 1, 28, 28) batch, the configs interleaved round by round."
-    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+def median_ms(configs, batch, rounds, iters, shape=(1, 28, 28)):
+    "Median forward+backward ms of each model on one (batch, *shape) batch, the configs interleaved round by round."
+    x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
     for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
     times = {k: [] for k in configs}
     for _ in range(rounds):  # interleaved, so drift and neighbours' load hit every config alike

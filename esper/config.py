@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from .schedules import SCHEDULES
 from .contracts.actions import BLUEPRINTS
-from .data import DATASETS
+from .data import DATASETS, is_dataset
 from .kasmina.slot import GateConfig, GATE_PRESETS
 from .kasmina.blueprints import BLUEPRINT_REGISTRY, blueprints_for
 from .kasmina.hosts import HOSTS, check_host, host_points, host_layout
@@ -24,7 +24,8 @@ __all__ = ['SHORT_GATES', 'PRESETS', 'RunConfig', 'resolve_device']
 class RunConfig:
     "Everything that defines a run; presets via `RunConfig.preset(name, **overrides)`."
     preset: str = 'default'         # the preset this config started from
-    dataset: str = 'fashion_mnist'  # fashion_mnist, cifar10, cifar100, digits or synthetic
+    dataset: str = 'fashion_mnist'  # fashion_mnist, cifar10, cifar100, digits, synthetic, or imagefolder:PATH
+    image_size: int = 32            # imagefolder: images are resized to image_size × image_size
     data_limit: int|None = None     # cap on training images (None = all)
     val_size: int = 5000            # validation images carved from the training set
     epochs: int = 10                # epochs of training (the run's budget)
@@ -83,7 +84,7 @@ def _config_errors(c:RunConfig) -> list[str]:
     pos = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
     S, lay = c.slots_after, host_layout(c.host) if check_host(c.host) is None else None
     checks = [('host', check_host(c.host) is None, check_host(c.host)), *_slot_checks(c),
-              ('dataset', c.dataset in DATASETS, f"one of {', '.join(DATASETS)}"), ('epochs', pos(c.epochs), 'an int >= 1'),
+              ('dataset', is_dataset(c.dataset), f"one of {', '.join(DATASETS)} or imagefolder:PATH"), ('image_size', pos(c.image_size), 'an int >= 1'), ('epochs', pos(c.epochs), 'an int >= 1'),
               ('data_limit', c.data_limit is None or pos(c.data_limit), 'None or an int >= 1'), ('val_size', pos(c.val_size), 'an int >= 1'),
               ('batch_size', pos(c.batch_size), 'an int >= 1'), ('contribution_batch', pos(c.contribution_batch), 'an int >= 1'),
               ('lr', isinstance(c.lr, (int, float)) and 0 < c.lr < math.inf, 'a finite number > 0'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #56697b93
 from __future__ import annotations
-import gzip, os, tarfile
+import gzip, os, re, tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,15 +13,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.utils import download_and_extract_archive
+from torchvision import transforms
 
 # %% auto #0
-__all__ = ['DATASETS', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DIGITS_TEST', 'DataError', 'cache_dir', 'debian_dir', 'data_dirs',
-           'RawData', 'read_idx', 'find_fashion_mnist', 'fashion_mnist', 'read_cifar_bin', 'cifar', 'digits',
-           'synthetic', 'split_indices', 'Data', 'load_dataset', 'Augment', 'default_augment', 'batches']
+__all__ = ['DATASETS', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DIGITS_TEST', 'is_dataset', 'DataError', 'cache_dir', 'debian_dir',
+           'data_dirs', 'RawData', 'read_idx', 'find_fashion_mnist', 'fashion_mnist', 'read_cifar_bin', 'cifar',
+           'digits', 'synthetic', 'split_indices', 'Data', 'load_dataset', 'imagefolder', 'dataset_tag', 'Augment',
+           'default_augment', 'batches']
 
 # %% ../nbs/05_data.ipynb #92797624
 DATASETS: tuple[str, ...] = ('fashion_mnist', 'cifar10', 'cifar100', 'digits', 'synthetic')
-"The dataset names `load_dataset` accepts."
+"The dataset names `load_dataset` accepts, besides `imagefolder:PATH` (any folder of class subfolders of images)."
+
+def is_dataset(name:str) -> bool:
+    "Whether `name` is one of `DATASETS` or `imagefolder:PATH` with a path."
+    return name in DATASETS or (isinstance(name, str) and name.startswith('imagefolder:') and len(name) > len('imagefolder:'))
 
 # %% ../nbs/05_data.ipynb #4c21acb4
 class DataError(ValueError):
@@ -123,15 +131,20 @@ def read_cifar_bin(path:str|Path, # one CIFAR binary file
     return raw[:, label_bytes:].reshape(-1, 3, 32, 32), raw[:, label_bytes - 1].astype(np.int64)
 
 # %% ../nbs/05_data.ipynb #b89a3265
-def _cifar_folder(name:str, root) -> Path:
+_CIFAR_MD5 = {'cifar10': 'c32a1d4ab5d03f1284b67883e8d87530', 'cifar100': '03b5dce01913d631647c71ecec9e9cb8'}  # the binary archives
+
+def _cifar_folder(name:str, root, download:bool=False) -> Path:
     folder, archive, *_ = _CIFAR[name]
     for d in data_dirs(root):
         if (d/folder).is_dir(): return d/folder
         if (d/archive).is_file():
             try: return _extract(d/archive, d)/folder
             except OSError: return _extract(d/archive, cache_dir())/folder
-    url = f"https://www.cs.toronto.edu/~kriz/{archive}"
-    raise DataError(f"{name} not found: download {url} (binary version) and put it, or its extracted {folder}/, "
+    url, failed = f"https://www.cs.toronto.edu/~kriz/{archive}", ''
+    if download:  # torchvision's downloader fetches the binary archive and checks its MD5
+        try: download_and_extract_archive(url, str(cache_dir()), md5=_CIFAR_MD5[name]); return cache_dir()/folder
+        except Exception as e: failed = f" and the download failed ({type(e).__name__})"
+    raise DataError(f"{name} not found{failed}: download {url} (binary version) and put it, or its extracted {folder}/, "
                     f"in $ESPER_DATA or {cache_dir()}")
 
 def _extract(archive:Path, dest:Path) -> Path:
@@ -147,8 +160,8 @@ def _cifar_names(name:str, path:Path) -> tuple[str, ...]:
 
 # %% ../nbs/05_data.ipynb #359e4d27
 def cifar(name:str='cifar10', root=None, download:bool=True) -> RawData:
-    "CIFAR-10 or CIFAR-100 from the official binary files (`download` is ignored: no pickle-free mirror)."
-    d = _cifar_folder(name, root)
+    "CIFAR-10 or CIFAR-100 from the official binary files, local or (with `download`) fetched by torchvision's downloader."
+    d = _cifar_folder(name, root, download)
     _, _, train, test, lb, names_file = _CIFAR[name]
     for f in train + test:
         if not (d/f).is_file(): raise DataError(f"{name}: {d/f} is missing; re-extract {_CIFAR[name][1]}")
@@ -229,7 +242,7 @@ def _normalise(x:np.ndarray, mean:Tensor, std:Tensor, device) -> Tensor:
     return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
 
 # %% ../nbs/05_data.ipynb #cade5664
-def load_dataset(name:str, # one of `DATASETS`
+def load_dataset(name:str, # one of `DATASETS`, or imagefolder:PATH
                  *, seed:int=0, # picks the validation split
                  val_size:int|float=0.1, # validation taken from the official train set: a count or a fraction
                  device:str|torch.device='cpu', # where the tensors live
@@ -239,9 +252,10 @@ def load_dataset(name:str, # one of `DATASETS`
                  **options, # passed to the source (e.g. `synthetic(n_classes=..., shape=...)`)
                 ) -> Data:
     "Load dataset `name`: fixed seeded split, normalised with the training split's per-channel mean/std."
-    if name not in _SOURCES: raise DataError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    if not is_dataset(name): raise DataError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)} or imagefolder:PATH")
     if limit is not None and limit < 1: raise DataError(f"limit must be a positive count or None, got {limit!r}")
-    raw = _SOURCES[name](root=root, download=download, **options)
+    if name in _SOURCES: raw = _SOURCES[name](root=root, download=download, **options)
+    else: raw = imagefolder(name[len('imagefolder:'):], **options)
     tr, va = split_indices(len(raw.train_y), val_size, seed)
     tr = tr[:limit]
     x = torch.from_numpy(raw.train_x[tr]).to(device).float().div_(255)
@@ -251,6 +265,49 @@ def load_dataset(name:str, # one of `DATASETS`
     return Data(name, norm(raw.train_x[tr]), lab(raw.train_y[tr]), norm(raw.train_x[va]), lab(raw.train_y[va]),
                 norm(raw.test_x), lab(raw.test_y), len(raw.class_names), raw.train_x.shape[1],
                 tuple(raw.train_x.shape[2:]), raw.class_names, tuple(mean.tolist()), tuple(std.tolist()), raw.source)
+
+# %% ../nbs/05_data.ipynb #4d6b2382
+_IMF_EXPECT = "expected a folder with one subfolder of images per class (PATH/<class>/<image>), or train/ and test/ folders of them"
+
+def _read_image_folder(d:Path, size:int, classes:list[str]|None=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    "Every image under class subfolders of `d`, RGB, resized to `size`², as uint8 `(N,3,size,size)`, with labels and class names."
+    tf = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
+    try: ds = ImageFolder(str(d))
+    except (FileNotFoundError, OSError) as e: raise DataError(f"imagefolder: {d} has no class folder with images: {_IMF_EXPECT}") from None
+    if classes is not None and ds.classes != classes:
+        raise DataError(f"imagefolder: {d} has classes {ds.classes}, the training folder has {classes}: the splits must have the same class folders")
+    xs = []
+    for path, _ in ds.samples:
+        try: xs.append(tf(ds.loader(path)).numpy())
+        except Exception as e: raise DataError(f"imagefolder: {path} is not a readable image ({type(e).__name__}): {_IMF_EXPECT}") from None
+    return np.stack(xs), np.asarray(ds.targets, np.int64), ds.classes
+
+# %% ../nbs/05_data.ipynb #35913909
+def imagefolder(path:str|Path, # a folder of class subfolders, or of train/ and test/ (or val/) such folders
+                root=None, download:bool=True, *, # unused (the uniform source signature)
+                image_size:int=32, # images are resized to image_size × image_size
+                test_frac:float=0.2, # the test share when the folder has no train/ and test/ split
+               ) -> RawData:
+    "A folder of images by class (torchvision `ImageFolder`), RGB, resized to `image_size`² uint8."
+    d = Path(path).expanduser()
+    if not d.is_dir(): raise DataError(f"imagefolder: {d} is not a folder: {_IMF_EXPECT}")
+    if not isinstance(image_size, int) or image_size < 1: raise DataError(f"imagefolder: image_size must be a positive int, got {image_size!r}")
+    test = next((d/n for n in ('test', 'val') if (d/n).is_dir()), None)
+    if (d/'train').is_dir() and test is not None:
+        tx, ty, names = _read_image_folder(d/'train', image_size)
+        vx, vy, _ = _read_image_folder(test, image_size, names)
+    else:
+        x, y, names = _read_image_folder(d, image_size)
+        if len(y) < 2: raise DataError(f"imagefolder: {d} has {len(y)} image(s), too few to split into train and test: {_IMF_EXPECT}")
+        tr, te = split_indices(len(y), max(1, round(test_frac * len(y))), seed=0)
+        tx, ty, vx, vy = x[tr], y[tr], x[te], y[te]
+    return RawData(tx, ty, vx, vy, tuple(names), str(d))
+
+# %% ../nbs/05_data.ipynb #b345c699
+def dataset_tag(name:str) -> str:
+    "A short, filesystem-safe name for dataset `name` (run folders): `imagefolder:~/pics/flowers` → `imagefolder-flowers`."
+    if not name.startswith('imagefolder:'): return name
+    return 'imagefolder-' + (re.sub(r'[^A-Za-z0-9_.-]', '_', Path(name[len('imagefolder:'):]).expanduser().resolve().name) or 'root')
 
 # %% ../nbs/05_data.ipynb #1a6370c5
 def _randint(high:int, n:int, g:torch.Generator|None, device) -> Tensor:
@@ -282,7 +339,8 @@ class Augment:
 
 # %% ../nbs/05_data.ipynb #86d0576d
 def default_augment(name:str) -> Augment|None:
-    "The augmentation that suits dataset `name` (None for `synthetic`)."
+    "The augmentation that suits dataset `name` (None for `synthetic`; natural images' crop and flip for an image folder)."
+    if name.startswith('imagefolder:'): return Augment(4, True)
     return {'fashion_mnist': Augment(2, True), 'cifar10': Augment(4, True), 'cifar100': Augment(4, True),
             'digits': Augment(1, False)}.get(name)
 

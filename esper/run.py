@@ -17,6 +17,7 @@ from .nissa.config import TelemetryConfig
 from .nissa.output import NissaHub, MemoryBackend, make_hub, LIFECYCLE_EVENTS
 from .nissa.plots import plot_lifecycle, plot_training_curves, save_figure
 from .config import RunConfig
+from .data import dataset_tag
 from .trainer import Trainer, RunInterrupted
 
 # %% auto #0
@@ -194,11 +195,11 @@ def run(config:RunConfig, # what to run
        ) -> RunResult:
     "Run `policy` on `config` to the last epoch; returns the `RunResult`."
     t0, tel = time.perf_counter(), telemetry or TelemetryConfig.from_profile(config.telemetry)
-    run_dir = start_run_dir(runs_root, (config.dataset, policy.name, config.seed), config.to_dict(), policy=policy.name,
+    trainer = trainer or Trainer(config, telemetry=tel)  # the data first: a dataset that cannot be read fails before anything is written
+    run_dir = start_run_dir(runs_root, (dataset_tag(config.dataset), policy.name, config.seed), config.to_dict(), policy=policy.name,
                             config_hash=config.hash()) if save else None
     hub, own = (hub, False) if hub is not None else (_own_hub(config, policy, run_dir, tel), True)
     try:
-        trainer = trainer or Trainer(config, hub, telemetry=tel)
         trainer.hub, trainer.tel, trainer.stop_requested = hub, tel, False
         policy.reset(); trainer.reset()
         hub.emit(TelemetryEvent(ET.RUN_STARTED, 0, message=f"{config.dataset} / {policy.name} / seed {config.seed}", data={'run_dir': str(run_dir)}))

@@ -53,8 +53,9 @@ class Trainer:
         self.config, self.device = config, resolve_device(config.device)
         self.hub = hub if hub is not None else NissaHub([])
         self.tel = telemetry or TelemetryConfig.from_profile(config.telemetry)
+        opts = {'image_size': config.image_size} if config.dataset.startswith('imagefolder:') else {}
         self.data = data or load_dataset(config.dataset, seed=config.seed, val_size=config.val_size,
-                                         device=self.device, limit=config.data_limit)
+                                         device=self.device, limit=config.data_limit, **opts)
         self.stop_requested, self.model = False, None
         self.one_pass = True  # validation and contributions share the features before each slot (False: three passes, same numbers)
 
