@@ -32,21 +32,21 @@ def model_at(host, stage, bp='conv_enhance', slot=1):
     return m
 
 
-def fwd_bwd_ms(model, x, y, iters):
-    t = time.perf_counter()
+def fwd_bwd_ms(model, x, y, iters, clock=time.perf_counter):
+    t = clock()
     for _ in range(iters):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
-    return 1e3 * (time.perf_counter() - t) / iters
+    return 1e3 * (clock() - t) / iters
 
 
-def median_ms(configs, batch, rounds, iters, shape=(1, 28, 28)):
-    "Median forward+backward ms of each model on one (batch, *shape) batch, the configs interleaved round by round."
+def median_ms(configs, batch, rounds, iters, shape=(1, 28, 28), clock=time.perf_counter):
+    "Median forward+backward ms (of `clock`: wall by default) of each model on one (batch, *shape) batch, the configs interleaved round by round."
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
     for m in configs.values(): fwd_bwd_ms(m, x, y, 2)  # warm up
     times = {k: [] for k in configs}
     for _ in range(rounds):  # interleaved, so drift and neighbours' load hit every config alike
-        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, iters))
+        for k, m in configs.items(): times[k].append(fwd_bwd_ms(m, x, y, iters, clock))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
