@@ -1,7 +1,7 @@
 """Wrapped hosts: isolation proofs and exact function preservation (float64) on torchvision's ResNet-18 and the ViT host
 for every blueprint of each layout, export → reload, resume on a wrapped host, bad `at=` names."""
 import copy, json, os, signal
-import pytest, torch
+import pytest, torch, torchvision
 import torch.nn.functional as F
 from esper.contracts.stages import SeedStage as S
 from esper.kasmina.blueprints import blueprints_for
@@ -148,7 +148,7 @@ def test_resume_equals_uninterrupted_on_a_wrapped_host(tmp_path):
 
 
 def test_bad_at_names_are_one_line_listing_the_submodules():
-    net = resnet18(5)
+    net = torchvision.models.resnet18(num_classes=5)
     with pytest.raises(ValueError) as e:
         MorphogeneticModel.wrap(net, at=['layer2', 'layer9'], example_input=torch.zeros(2, 3, 16, 16))
     msg = str(e.value)
@@ -156,3 +156,34 @@ def test_bad_at_names_are_one_line_listing_the_submodules():
     assert all(n in msg.split('it has: ')[1].split(', ') for n, _ in net.named_modules() if n)
     with pytest.raises(ValueError, match="submodule 'layer1.0.relu' ran 2 times in one forward"):
         MorphogeneticModel.wrap(net, at=['layer1.0.relu'], example_input=torch.zeros(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize('host', list(HOSTS))
+def test_one_pass_counterfactuals_equal_full_passes(host):
+    "The built-in hosts start at a slot (`forward_from`): the shared-prefix logits equal full passes exactly, and the FLOPs saved are the prefix's."
+    torch.manual_seed(0)
+    shape = HOSTS[host][2]
+    m = build_model(host, 3, 5, shape[1:], slots_after=(0, 2), gate_config=OPEN, **(dict(blueprints=TOKEN_BLUEPRINTS) if host == 'vit' else {}))
+    for k, bp in ((0, 'mlp' if host == 'vit' else 'norm'), (1, 'self_attention' if host == 'vit' else 'attention')):
+        m.slots[k].germinate(bp, 0); to_stage(m.slots[k], S.BLENDING)
+        with torch.no_grad():
+            for p in m.slots[k].seed.parameters(): p.add_(0.2 * torch.randn_like(p))
+    m.eval(); x = torch.randn(4, *shape)
+    with torch.no_grad():
+        logits, cf = m.forward_counterfactual(x)
+        assert m.can_split and torch.equal(logits, m(x)) and list(cf) == [0, 1]
+        for k in (0, 1):
+            for a, got in zip((1., 0.), cf[k]):
+                with m.slots[k].override_alpha(a): assert torch.equal(got, m(x)), (k, a)
+    assert 0 < m.prefix_flops(0) < m.prefix_flops(1) < m.flops_per_sample()
+
+
+def test_a_host_without_forward_from_falls_back_to_full_passes():
+    torch.manual_seed(0)
+    m = MorphogeneticModel.wrap(torchvision.models.resnet18(num_classes=5), at=['layer2'], example_input=torch.zeros(2, 3, 16, 16), gate_config=OPEN)
+    m.slots[0].germinate('norm', 0); to_stage(m.slots[0], S.BLENDING)
+    m.eval(); x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        logits, cf = m.forward_counterfactual(x)
+        with m.slots[0].override_alpha(0.): bypassed = m(x)
+    assert (m.can_split, m.prefix_flops(0)) == (False, 0) and torch.equal(cf[0][1], bypassed) and torch.equal(logits, m(x))

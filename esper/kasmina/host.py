@@ -394,7 +394,6 @@ def _probe(model:nn.Module, at:Sequence[str], x:torch.Tensor) -> list[tuple[str,
 # %% ../../nbs/13_kasmina.host.ipynb #1af6c53a
 class WrappedModel(MorphogeneticModel):
     "Any `nn.Module` host with a `SeedSlot` after each named submodule (attached by forward hooks); made by `MorphogeneticModel.wrap`."
-    can_split = False  # an arbitrary forward cannot be started at a slot: counterfactuals run full passes
     def __init__(self, host:nn.Module, # the user's network
                  at:Sequence[str], # names of submodules (`host.named_modules()`), each followed by a slot
                  example_input:torch.Tensor, # a batch the host accepts; one dry forward finds the feature layouts
@@ -427,20 +426,52 @@ def wrap(cls:MorphogeneticModel, model:nn.Module, # any network
     return WrappedModel(model, at, example_input, gate_config, hub, spec)
 
 # %% ../../nbs/13_kasmina.host.ipynb #f30e50a5
+@patch(as_prop=True)
+def can_split(self:WrappedModel) -> bool:
+    "Whether the host can be started after every slot's submodule (it has `forward_from(name, h)` and `name` in `split_points`)."
+    pts = getattr(self.host, 'split_points', None)
+    return callable(getattr(self.host, 'forward_from', None)) and pts is not None and all(n in pts for n in self.at)
+
+@patch
+def _tail(self:WrappedModel, h:torch.Tensor, k:int) -> torch.Tensor:
+    "The network from slot `k` on (the slot, then the host after submodule `at[k]`, later slots firing as it runs)."
+    return self.host.forward_from(self.at[k], self.slots[k](h))
+
 @patch
 def forward_counterfactual(self:WrappedModel, x:torch.Tensor, # a batch
                           ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-    "The logits as the model is, and per live slot the logits at α = 1 and α = 0: two full passes each (a wrapped host cannot start at a slot)."
-    cf = {}
-    for k in self.live_slots():
-        with self.slots[k].override_alpha(1.): live = self(x)
-        with self.slots[k].override_alpha(0.): cf[k] = (live, self(x))
-    return self(x), cf
+    "The logits as the model is, and per live slot the logits at α = 1 and α = 0: tails after shared features when `can_split`, else two full passes."
+    live, cf = self.live_slots(), {}
+    if not self.can_split:
+        for k in live:
+            with self.slots[k].override_alpha(1.): l1 = self(x)
+            with self.slots[k].override_alpha(0.): cf[k] = (l1, self(x))
+        return self(x), cf
+    before, mods = {}, dict(self.host.named_modules())  # each live slot's input, caught ahead of its slot hook
+    hooks = [mods[self.at[k]].register_forward_hook(lambda m, a, out, k=k: before.__setitem__(k, out), prepend=True) for k in live]
+    try: logits = self(x)
+    finally:
+        for h in hooks: h.remove()
+    for k in live:
+        with self.slots[k].override_alpha(1.): l1 = self._tail(before[k], k)
+        with self.slots[k].override_alpha(0.): cf[k] = (l1, self._tail(before[k], k))
+    return logits, cf
 
+# %% ../../nbs/13_kasmina.host.ipynb #b9dd03f3
+class _Tail(nn.Module):
+    "The network from slot `k` on, as a module (to count its FLOPs)."
+    def __init__(self, model:WrappedModel, k:int): super().__init__(); self.model, self.k = model, k
+    def forward(self, h:torch.Tensor) -> torch.Tensor: return self.model._tail(h, self.k)
+
+# %% ../../nbs/13_kasmina.host.ipynb #1d6da532
 @patch
 def prefix_flops(self:WrappedModel, k:int) -> int:
-    "0: a wrapped host's counterfactual passes share nothing with the pass before them."
-    return 0
+    "FLOPs per sample before slot `k` (the whole pass minus the tail from slot `k` on); 0 when the host cannot be split."
+    if not self.can_split: return 0
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating) for s in self.slots))
+    cache = self.__dict__.setdefault('_flops_cache', {})
+    if key not in cache: cache[key] = self.flops_per_sample() - count_flops(_Tail(self, k), self.slot_shapes[k])
+    return cache[key]
 
 # %% ../../nbs/13_kasmina.host.ipynb #9129cb78
 def _set_submodule(root:nn.Module, name:str, m:nn.Module) -> None:

@@ -14,15 +14,25 @@ from .slot import GateConfig
 from .host import HostCNN, MorphogeneticModel, resolve_factory
 
 # %% auto #0
-__all__ = ['HOSTS', 'resnet18', 'ViTBlock', 'SmallViT', 'vit', 'check_host', 'host_points', 'host_layout', 'slot_points',
-           'host_factory', 'build_model']
+__all__ = ['HOSTS', 'SplitResNet', 'resnet18', 'ViTBlock', 'SmallViT', 'vit', 'check_host', 'host_points', 'host_layout',
+           'slot_points', 'host_factory', 'build_model']
 
 # %% ../../nbs/14_kasmina.hosts.ipynb #3031d9e7
+class SplitResNet(torchvision.models.ResNet):
+    "torchvision's `ResNet`, able to run from after any of its stages (`forward_from`), so counterfactual passes share the prefix."
+    split_points = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4')
+    def forward_from(self, name:str, # one of `split_points`
+                     h:torch.Tensor, # that stage's output
+                    ) -> torch.Tensor:
+        "The logits from the output `h` of stage `name` on (the stages of torchvision's forward, in its order)."
+        for n in self.split_points[self.split_points.index(name) + 1:]: h = getattr(self, n)(h)
+        return self.fc(torch.flatten(self.avgpool(h), 1))
+
 def resnet18(n_classes:int, # classifier outputs
              in_channels:int=3, # image channels
             ) -> nn.Module:
     "torchvision's ResNet-18 with a CIFAR-sized stem: a 3×3 stride-1 first convolution and no max-pool."
-    net = torchvision.models.resnet18(weights=None, num_classes=n_classes)
+    net = SplitResNet(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], num_classes=n_classes)  # what torchvision's resnet18() builds
     net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
     return net
@@ -51,6 +61,11 @@ class SmallViT(nn.Module):
         self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, n_classes)
     @property
     def slot_points(self) -> list[str]: return [f'blocks.{i}' for i in range(len(self.blocks))]
+    split_points = slot_points
+    def forward_from(self, name:str, h:torch.Tensor) -> torch.Tensor:
+        "The logits from block `name`'s output `h` on (the later blocks, the norm, the pooled head)."
+        for b in self.blocks[int(name.split('.')[1]) + 1:]: h = b(h)
+        return self.head(self.norm(h).mean(1))
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         t = self.embed(x).flatten(2).transpose(1, 2) + self.pos
         return self.head(self.norm(self.blocks(t)).mean(1))
