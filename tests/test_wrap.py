@@ -187,3 +187,15 @@ def test_a_host_without_forward_from_falls_back_to_full_passes():
         logits, cf = m.forward_counterfactual(x)
         with m.slots[0].override_alpha(0.): bypassed = m(x)
     assert (m.can_split, m.prefix_flops(0)) == (False, 0) and torch.equal(cf[0][1], bypassed) and torch.equal(logits, m(x))
+
+
+def test_optimizer_drops_a_seed_group_by_identity_when_host_and_seed_hold_as_many_tensors():
+    "A small user network has 6 parameter tensors, like a conv_enhance seed: removing the seed's group must not compare tensors."
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    m = MorphogeneticModel.wrap(net, at=['2'], example_input=torch.zeros(2, 1, 8, 8))
+    opt = MorphoOptimizer(m, lr=0.1, seed_lr=0.1)
+    assert m.slots[0].germinate('conv_enhance', 0).passed and len(m.seed_parameters(0)) == len(list(net.parameters())) == 6
+    opt.sync(); assert [g['name'] for g in opt.param_groups] == ['host', 'seed0']
+    m.slots[0].cull('test', 0); opt.sync()
+    assert [g['name'] for g in opt.param_groups] == ['host']

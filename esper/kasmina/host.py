@@ -230,7 +230,7 @@ def sync(self:MorphoOptimizer) -> None:
         if g is not None and not (live and g['seed_id'] == s.seed_id):
             if not (s.stage == SeedStage.FOSSILIZED and g['seed_id'] == s.seed_id):
                 for p in g['params']: opt.state.pop(p, None)
-            opt.param_groups.remove(g); g = None
+            opt.param_groups[:] = [x for x in opt.param_groups if x is not g]; g = None  # by identity: == would compare tensors
         if live and g is None:
             opt.add_param_group({'params': list(s.seed.parameters()), 'name': f'seed{i}', 'seed_id': s.seed_id, 'lr': self.seed_lr})
     self.group('host')['params'] = self.model.host_parameters()
