@@ -1,6 +1,7 @@
 """Wrapped hosts: isolation proofs and exact function preservation (float64) on torchvision's ResNet-18 and the ViT host
 for every blueprint of each layout, export → reload, resume on a wrapped host, bad `at=` names."""
 import copy, json, os, signal
+from pathlib import Path
 import pytest, torch, torchvision
 import torch.nn.functional as F
 from esper.contracts.stages import SeedStage as S
@@ -11,6 +12,8 @@ from esper.kasmina.hosts import resnet18, vit, build_model
 from esper.kasmina.blueprints import TOKEN_BLUEPRINTS
 from esper.io import save_torch
 from esper.config import RunConfig
+from esper.data import load_dataset
+from esper.trainer import Trainer
 from esper.run import run, resume
 from esper.tamiyo.baselines import make_policy
 
@@ -136,7 +139,7 @@ class InterruptAfter:
 
 
 def test_resume_equals_uninterrupted_on_a_wrapped_host(tmp_path):
-    c = RunConfig.preset('tiny', host='vit', blueprints=TOKEN_BLUEPRINTS, slots_after=(1, 3), data_limit=256, val_size=128, contribution_batch=128)
+    c = RunConfig.preset('tiny', host='vit', blueprints=TOKEN_BLUEPRINTS, slots_after=(1, 3), data_limit=128, val_size=64, contribution_batch=64)
     strip = lambda h: [{k: v for k, v in e.items() if not k.startswith('time/')} for e in h]
     full = run(c, make_policy('periodic', every=1, n_slots=2), runs_root=tmp_path / 'a')
     part = run(c, InterruptAfter(make_policy('periodic', every=1, n_slots=2), 4), runs_root=tmp_path / 'b')
@@ -199,3 +202,30 @@ def test_optimizer_drops_a_seed_group_by_identity_when_host_and_seed_hold_as_man
     opt.sync(); assert [g['name'] for g in opt.param_groups] == ['host', 'seed0']
     m.slots[0].cull('test', 0); opt.sync()
     assert [g['name'] for g in opt.param_groups] == ['host']
+
+
+USER_NET = '''from torch import nn
+def small(n_classes, in_channels):
+    return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_classes))
+'''
+
+def test_a_user_factory_host_runs_exports_and_reloads_from_its_spec(tmp_path, monkeypatch):
+    (tmp_path / 'my_nets_t14.py').write_text(USER_NET); monkeypatch.syspath_prepend(str(tmp_path))
+    c = RunConfig.preset('tiny', host='module:my_nets_t14:small', slots_after=(2,), static_seeds=('norm',), epochs=2, data_limit=128)
+    res = run(c, make_policy('static'), runs_root=tmp_path / 'runs')
+    d = Path(res.run_dir)
+    spec = json.loads((d / 'grown_model.json').read_text())
+    assert spec['host'] == {'name': 'module:my_nets_t14:small', 'factory': 'my_nets_t14:small', 'kwargs': {'n_classes': 10, 'in_channels': 1}}
+    assert [(f['at'], f['blueprint']) for f in spec['fossils']] == [('2', 'norm')]
+    net = load_export(spec, torch.load(d / 'grown_model.pt', weights_only=True)).eval()
+    data = load_dataset(c.dataset, seed=c.seed, val_size=c.val_size, limit=c.data_limit)
+    with torch.no_grad(): acc = (net(data.test_x).argmax(1) == data.test_y).float().mean().item()
+    assert abs(acc - res.test_acc) < 1e-6 and res.params == sum(p.numel() for p in net.parameters())
+
+
+def test_a_checkpoint_for_another_host_is_refused():
+    c = RunConfig.preset('tiny', host='vit', blueprints=TOKEN_BLUEPRINTS, data_limit=64, val_size=32)
+    tr = Trainer(c); tr.reset(); st = tr.state_dict()
+    st['host'] = json.dumps({**json.loads(st['host']), 'at': ['blocks.3']})
+    with pytest.raises(ValueError, match="checkpoint is for host .*'blocks.3'.*this config builds"): Trainer(c).load_state_dict(st)
