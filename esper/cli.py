@@ -18,6 +18,7 @@ from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .contracts.actions import n_actions
 from .nissa.output import make_hub, wandb_note, _bar
+from .nissa.plots import save_figure
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpisodeWriter, load_episodes
 from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving
@@ -71,7 +72,7 @@ def _policy(name:str, n_slots:int, seed:int):
     try: return load_policy(name, n_slots, seed)
     except ValueError as e: raise CLIError(f"esper: --policy: {e}") from None
 
-TRAIN_OUTPUTS = ('result.json', 'events.jsonl', 'checkpoint.pt', 'grown_model.pt', 'grown_model.json', 'lifecycle.png', 'curves.png')
+TRAIN_OUTPUTS = ('result.json', 'events.jsonl', 'checkpoint.pt', 'grown_model.pt', 'grown_model.json', 'lifecycle.png/.pdf', 'curves.png/.pdf')
 "What a finished `esper train` leaves in its run folder; the summary lists those that were written."
 
 def _summary(res) -> str:
@@ -81,7 +82,7 @@ def _summary(res) -> str:
              f"parameters {res.params:,} (host {res.host_params:,}); fossils {res.fossils}, culls {res.culls}; "
              f"training {res.train_flops / 1e12:.2f} TFLOPs in {res.wall_s:.0f} s"]
     if res.run_dir:
-        written = [n for n in TRAIN_OUTPUTS if any((Path(res.run_dir) / f).exists() for f in n.split('/'))]
+        written = [n for n in TRAIN_OUTPUTS if (Path(res.run_dir) / n.split('/')[0]).exists()]
         lines += [f"outputs: {res.run_dir}/ ({', '.join(written)})", wandb_note(res.run_dir)]
     return '\n'.join(lines)
 
@@ -158,8 +159,8 @@ def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
     recs = run_study(cfg, arms, args.seeds, out, workers=args.workers, progress=_progress(len(arms) * len(args.seeds)))
     summary = summarize_study(recs, host, final); table = format_study(summary)
     write_json(out / 'summary.json', summary); (out / 'table.md').write_text(table + '\n')
-    plot_frontier(recs, summary, host).savefig(out / 'frontier.png', dpi=150)
-    print(table); print(f"outputs: {out}/ (summary.json, table.md, frontier.png, records/, config.json, meta.json)")
+    save_figure(plot_frontier(recs, summary, host), out / 'frontier.png')
+    print(table); print(f"outputs: {out}/ (summary.json, table.md, frontier.png/.pdf, records/, config.json, meta.json)")
     return 0
 
 def cmd_evaluate(args) -> int:
@@ -174,8 +175,8 @@ def cmd_evaluate(args) -> int:
     rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
     table = format_table(rows)
     write_json(out / 'records.json', recs, indent=None); (out / 'table.md').write_text(table + '\n')
-    plot_comparison(recs, rows).savefig(out / 'comparison.png', dpi=100)
-    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png, config.json, meta.json)"); print(wandb_note(out))
+    save_figure(plot_comparison(recs, rows), out / 'comparison.png')
+    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png/.pdf, config.json, meta.json)"); print(wandb_note(out))
     return 0
 
 def _add_evaluate(sub) -> None:
