@@ -280,7 +280,8 @@ def cmd_iql(args) -> int:
     print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
     config = {'iql': cfg.to_dict(), 'data': str(args.data), 'steps': args.steps, 'seed': args.seed}
     run_dir = start_run_dir(args.runs_dir, ('iql', Path(args.data).name, args.seed), config, command='iql')
-    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
+    tel = TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False, wandb_group=f"iql/{Path(args.data).name}", wandb_job_type='iql')
+    hub = make_hub(tel, run_dir, config, run_dir.name, 0, None)
     try: res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, hub=hub, log_fn=_iql_progress(args.steps))
     finally: hub.close()
     out = Path(args.out) if args.out else run_dir / 'policy.pt'
@@ -359,7 +360,8 @@ def cmd_ppo(args) -> int:
         if not ck.is_file(): raise FileNotFoundError(f"no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
         run_dir = ck.parent
     else: run_dir = start_run_dir(args.runs_dir, ('ppo', args.task_preset if args.env == 'morpho' else args.env, args.seed), config, command='ppo')
-    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
+    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False, wandb_group=f"ppo/{args.env}", wandb_job_type='ppo'),
+                   run_dir, config, run_dir.name, 0, None)
     def log(m, step):
         if 'charts/episodic_return' in m: print(f"step {step:,}: return {m['charts/episodic_return']:.3f}, entropy {m['ppo/entropy']:.3f}, SPS {m['charts/SPS']:.0f}", flush=True)
     try:
