@@ -17,7 +17,8 @@ from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .contracts.actions import n_actions
-from .nissa.output import make_hub
+from .nissa.output import make_hub, wandb_note, _bar
+from .nissa.plots import save_figure
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpisodeWriter, load_episodes
 from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving
@@ -28,7 +29,8 @@ import torch
 from .simic.rewards import RewardConfig, REWARD_PRESETS
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_search', 'cmd_generate', 'cmd_iql', 'cmd_ppo', 'parser', 'main']
+__all__ = ['TRAIN_OUTPUTS', 'IQL_SHOWN', 'CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_search', 'cmd_generate', 'cmd_iql',
+           'cmd_ppo', 'parser', 'main']
 
 # %% ../nbs/60_cli.ipynb #cf9a329f
 class CLIError(Exception):
@@ -70,13 +72,18 @@ def _policy(name:str, n_slots:int, seed:int):
     try: return load_policy(name, n_slots, seed)
     except ValueError as e: raise CLIError(f"esper: --policy: {e}") from None
 
+TRAIN_OUTPUTS = ('result.json', 'events.jsonl', 'checkpoint.pt', 'grown_model.pt', 'grown_model.json', 'lifecycle.png/.pdf', 'curves.png/.pdf')
+"What a finished `esper train` leaves in its run folder; the summary lists those that were written."
+
 def _summary(res) -> str:
     "The final lines a user reads: accuracy, size, seeds, where outputs went."
     lines = [f"test accuracy {res.test_acc:.2%} (best val {res.best_val_acc:.2%})" if res.test_acc is not None else
              f"interrupted after {len(res.history)} epochs (val {res.final_val_acc:.2%}); resume with --resume {res.run_dir}",
              f"parameters {res.params:,} (host {res.host_params:,}); fossils {res.fossils}, culls {res.culls}; "
              f"training {res.train_flops / 1e12:.2f} TFLOPs in {res.wall_s:.0f} s"]
-    if res.run_dir: lines.append(f"outputs: {res.run_dir}/ (result.json, events.jsonl, checkpoint.pt, grown_model.pt/.json, lifecycle.png, curves.png)")
+    if res.run_dir:
+        written = [n for n in TRAIN_OUTPUTS if (Path(res.run_dir) / n.split('/')[0]).exists()]
+        lines += [f"outputs: {res.run_dir}/ ({', '.join(written)})", wandb_note(res.run_dir)]
     return '\n'.join(lines)
 
 # %% ../nbs/60_cli.ipynb #9e60386f
@@ -152,8 +159,8 @@ def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
     recs = run_study(cfg, arms, args.seeds, out, workers=args.workers, progress=_progress(len(arms) * len(args.seeds)))
     summary = summarize_study(recs, host, final); table = format_study(summary)
     write_json(out / 'summary.json', summary); (out / 'table.md').write_text(table + '\n')
-    plot_frontier(recs, summary, host).savefig(out / 'frontier.png', dpi=150)
-    print(table); print(f"outputs: {out}/ (summary.json, table.md, frontier.png, records/, config.json, meta.json)")
+    save_figure(plot_frontier(recs, summary, host), out / 'frontier.png')
+    print(table); print(f"outputs: {out}/ (summary.json, table.md, frontier.png/.pdf, records/, config.json, meta.json)")
     return 0
 
 def cmd_evaluate(args) -> int:
@@ -163,12 +170,13 @@ def cmd_evaluate(args) -> int:
                    {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers,
                     'frontier': args.frontier}, command='evaluate')
     if args.frontier: return _frontier(args, cfg, specs, out)
-    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=_progress(len(specs) * len(args.seeds)))
+    log = {'wandb_mode': args.wandb, 'wandb_group': args.wandb_group or out.name, 'wandb_dir': str(out), 'echo': not args.quiet}
+    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=_progress(len(specs) * len(args.seeds)), log=log)
     rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
     table = format_table(rows)
     write_json(out / 'records.json', recs, indent=None); (out / 'table.md').write_text(table + '\n')
-    plot_comparison(recs, rows).savefig(out / 'comparison.png', dpi=100)
-    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png, config.json, meta.json)")
+    save_figure(plot_comparison(recs, rows), out / 'comparison.png')
+    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png/.pdf, config.json, meta.json)"); print(wandb_note(out))
     return 0
 
 def _add_evaluate(sub) -> None:
@@ -180,7 +188,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--out', help='output folder (default: a fresh run folder; with --frontier, an earlier one continues)')
     p.add_argument('--frontier', action='store_true', help='judge the policies against static models at several epoch budgets')
     p.add_argument('--frontier-blueprint', default='conv_enhance', help='the fossil of the static grown model (--frontier)')
-    _common(p, wandb=False); _run_flags(p, skip=('seed',))
+    p.add_argument('--wandb-group', help='W&B group of the runs (default: the output folder name, one group per study)')
+    p.add_argument('--quiet', action='store_true', help='no per-epoch progress lines, only one line per finished run')
+    _common(p); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_evaluate)
 
 # %% ../nbs/60_cli.ipynb #e7d85126
@@ -270,22 +280,37 @@ def cmd_iql(args) -> int:
     print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
     config = {'iql': cfg.to_dict(), 'data': str(args.data), 'steps': args.steps, 'seed': args.seed}
     run_dir = start_run_dir(args.runs_dir, ('iql', Path(args.data).name, args.seed), config, command='iql')
-    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
-    try: res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, hub=hub, log_fn=_printer(args.steps, 'iql/q_loss', every=max(1, args.steps // 10)))
+    tel = TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False, wandb_group=f"iql/{Path(args.data).name}", wandb_job_type='iql')
+    hub = make_hub(tel, run_dir, config, run_dir.name, 0, None)
+    try: res = train_iql(ds, cfg, steps=args.steps, seed=args.seed, hub=hub, log_fn=_iql_progress(args.steps))
     finally: hub.close()
     out = Path(args.out) if args.out else run_dir / 'policy.pt'
     res.policy.name = 'cql' if cfg.cql_alpha > 0 else 'iql'
     res.policy.save(out)
-    print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}; run: {run_dir}/")
+    print(f"{args.steps} updates at {res.updates_per_s:.0f}/s; policy: {out}; run: {run_dir}/"); print(wandb_note(run_dir))
     return 0
 
 # %% ../nbs/60_cli.ipynb #8cc50e91
-def _printer(total:int, key:str, every:int=1):
-    "A `log_fn` that prints one progress line per `every` steps (and at the end)."
+IQL_SHOWN = ('iql/q_loss', 'iql/v_loss', 'iql/policy_loss', 'iql/cql_loss', 'iql/mean_q', 'iql/adv_mean')
+"The IQL metrics the progress shows, by their last path part."
+
+def _iql_progress(total:int, # updates in the run
+                  stream=None, # default stdout
+                  lines:int=10, # summary lines over the run
+                 ):
+    "A `log_fn` for `train_iql`: a bar redrawn in place on a terminal, and `lines` summary lines of every loss."
+    out, nxt = stream or sys.stdout, [0]
+    tty = getattr(out, 'isatty', lambda: False)()
     def log(m, step):
-        if step % every == 0 or step == total: print(f"step {step}/{total}: {key} {m.get(key, float('nan')):.4f}", flush=True)
+        losses = '  '.join(f"{k.split('/')[1]} {m[k]:.4g}" for k in IQL_SHOWN if k in m)
+        if step >= nxt[0] or step == total:
+            nxt[0] = step + max(1, total // lines)
+            out.write(('\r\x1b[K' if tty else '') + f"step {step}/{total}: {losses}  ({m.get('charts/updates_per_s', 0):.0f} updates/s)\n")
+        if tty and step < total: out.write(f"\r[{_bar(step / total)}] {step}/{total}  q_loss {m.get('iql/q_loss', float('nan')):.4g}\x1b[K")
+        out.flush()
     return log
 
+# %% ../nbs/60_cli.ipynb #6be537a3
 def _add_offline(sub) -> None:
     p = sub.add_parser('generate', help='log episodes of behaviour policies for offline RL')
     p.add_argument('--preset', default='small', choices=sorted(PRESETS), help='task preset of the environment')
@@ -335,7 +360,8 @@ def cmd_ppo(args) -> int:
         if not ck.is_file(): raise FileNotFoundError(f"no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
         run_dir = ck.parent
     else: run_dir = start_run_dir(args.runs_dir, ('ppo', args.task_preset if args.env == 'morpho' else args.env, args.seed), config, command='ppo')
-    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False), run_dir, config, run_dir.name, 0, None)
+    hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False, wandb_group=f"ppo/{args.env}", wandb_job_type='ppo'),
+                   run_dir, config, run_dir.name, 0, None)
     def log(m, step):
         if 'charts/episodic_return' in m: print(f"step {step:,}: return {m['charts/episodic_return']:.3f}, entropy {m['ppo/entropy']:.3f}, SPS {m['charts/SPS']:.0f}", flush=True)
     try:

@@ -79,8 +79,12 @@ def test_iql_curves_reach_an_offline_wandb_run(tmp_path):
               '--runs-dir', str(tmp_path / 'runs'), env={'WANDB_MODE': 'offline', 'OMP_NUM_THREADS': '1'})
     assert r.returncode == 0, r.stderr
     run_dir = next((tmp_path / 'runs').glob('iql__eps__0__*'))
-    hist = read_wandb_run(run_dir / 'wandb')['history']
-    assert len([h for h in hist if 'iql/q_loss' in h]) == 4 and (run_dir / 'policy.pt').exists()
+    got = read_wandb_run(run_dir / 'wandb')
+    assert len([h for h in got['history'] if 'iql/q_loss' in h]) == 4 and (run_dir / 'policy.pt').exists()
+    assert (got['group'], got['job_type']) == ('iql/eps', 'iql')
+    lines = [l for l in r.stdout.splitlines() if l.startswith('step ')]  # a summary line of every loss, not 40 lines of one
+    assert 1 <= len(lines) <= 10 and all(k in lines[-1] for k in ('step 40/40', 'q_loss', 'v_loss', 'policy_loss', 'cql_loss'))
+    assert 'W&B: offline' in r.stdout
 
 def test_resume_refuses_config_flags(tmp_path):
     r = esper('train', '--preset', 'tiny', '--epochs', '2', '--policy', 'static', '--runs-dir', str(tmp_path), '--quiet')

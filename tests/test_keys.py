@@ -11,6 +11,8 @@ from esper.simic.episodes import EpisodeWriter, ToyMaskedEnv, UniformRandom, col
 from esper.simic.iql import IQLConfig, train_iql
 from esper.simic.ppo import PPOConfig, train_ppo
 from esper.config import RunConfig
+from esper.run import run
+from esper.tamiyo.baselines import make_policy
 from esper.trainer import Trainer
 
 torch.set_num_threads(1)
@@ -50,6 +52,10 @@ def logged(tmp_path_factory) -> dict[str, set[str]]:
     hub = NissaHub([MemoryBackend()])
     train_iql(load_episodes(d / 'eps'), IQLConfig.preset('tiny'), steps=60, seed=0, hub=hub)
     out['iql'] = metric_keys(hub)
+    # (d) a whole tiny run into a run folder: its summary, figures and stage table reach W&B
+    run(RunConfig.preset('tiny', epochs=2), make_policy('periodic', n_slots=1, every=1), runs_root=d / 'runs',
+        telemetry=TelemetryConfig.from_profile('minimal', wandb_mode='offline', console=False))
+    out['run (W&B)'] = wandb_keys(next((d / 'runs').iterdir()))
     return out
 
 def test_every_run_logged_something(logged):

@@ -1,7 +1,8 @@
 "W&B for real, with no network: an offline run read back from its .wandb file, and the online → offline fallback."
-import io, json, os, socket, time
+import io, json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest
+from esper.contracts.stages import SeedStage
 from esper.contracts.schemas import TelemetryEvent, TelemetryEventType as T
 from esper.nissa.config import TelemetryConfig
 from esper.nissa.output import WandbBackend, make_hub, read_jsonl, read_wandb_run, resolve_wandb_mode
@@ -123,3 +124,66 @@ def test_reader_waits_out_a_torn_last_record(wandb_env):
     threading.Timer(0.5, lambda: shutil.copyfile(full, live)).start()  # the service finishes writing
     got = read_wandb_run(live, wait_s=10)
     assert got['finished'] and [round(h['val/acc'], 6) for h in got['history'] if 'val/acc' in h] == [0.5, 0.6, 0.7]
+
+# ---------------------------------------------------------------- the commands, read back from their offline runs
+
+ESPER = [sys.executable, '-m', 'esper.cli']
+
+def esper(*args, cwd=None, **kw):
+    return subprocess.run([*ESPER, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd, **kw)
+
+def media(run_file:Path, item:dict) -> Path:
+    "The file a logged image or table points at, beside the run's `.wandb` file."
+    return run_file.parent / 'files' / item['path']
+
+def test_esper_train_reaches_wandb_with_summary_images_and_group(wandb_env):
+    r = esper('train', '--preset', 'tiny', '--policy', 'periodic', '--wandb', 'offline', '--runs-dir', wandb_env / 'runs')
+    assert r.returncode == 0, r.stderr
+    run_dir = next((wandb_env / 'runs').iterdir())
+    res, got = json.loads((run_dir / 'result.json').read_text()), read_wandb_run(run_dir)
+    s = got['summary']
+    assert s['test/acc'] == res['test_acc'] and s['model/params'] == res['params']
+    assert (s['seeds/fossils'], s['seeds/culls']) == (res['fossils'], res['culls'])
+    assert s['val/best_acc'] == pytest.approx(res['best_val_acc'])
+    run_file = next(run_dir.rglob('run-*.wandb'))
+    for name in ('plots/lifecycle', 'plots/curves'):
+        assert s[name]['_type'] == 'image-file' and media(run_file, s[name]).stat().st_size > 0
+    assert (got['group'], got['job_type'], got['tags']) == ('synthetic/periodic', 'train', ['synthetic', 'periodic', 'tiny'])
+    stages = json.loads(media(run_file, s['lifecycle/stages']).read_text())
+    assert stages['columns'] == ['epoch', 'slot', 'stage', 'stage_name', 'alpha'] and 'TRAINING' in {r[3] for r in stages['data']}
+    assert all(SeedStage(r[2]).name == r[3] for r in stages['data']) and len(stages['data']) == res['config']['epochs']
+    assert got['exit_code'] == 0
+    assert 'W&B: offline' in r.stdout and f'wandb sync {run_dir}' in r.stdout
+
+def test_esper_evaluate_logs_one_run_per_seed_in_one_group(wandb_env):
+    out = wandb_env / 'study'
+    r = esper('evaluate', '--preset', 'tiny', '--epochs', 2, '--policies', 'static,periodic', '--seeds', '0,1', '--wandb', 'offline', '--out', out)
+    assert r.returncode == 0, r.stderr
+    runs = [read_wandb_run(f) for f in sorted(out.rglob('run-*.wandb'))]
+    assert len(runs) == 4 and len({g['id'] for g in runs}) == 4
+    assert {g['group'] for g in runs} == {'study'} and {g['job_type'] for g in runs} == {'evaluate'}
+    recs = {(x['label'], x['seed']): x for x in json.loads((out / 'records.json').read_text())}
+    got = {(g['config']['policy'], g['config']['seed']): g for g in runs}
+    assert set(got) == set(recs)
+    assert all(got[k]['summary']['test/acc'] == recs[k]['test_acc'] for k in recs)
+    assert all(g['tags'][0] == g['config']['policy'] for g in runs)
+    assert '4 runs' in r.stdout and 'wandb sync' in r.stdout
+    assert [l.split()[4] for l in r.stdout.splitlines() if l.startswith('  periodic seed 1: epoch ') and '/2 ' in l] == ['1/2', '2/2']  # per epoch
+
+def test_an_interrupted_run_is_failed_in_wandb_and_lists_only_what_it_wrote(wandb_env):
+    p = subprocess.Popen([*ESPER, 'train', '--preset', 'tiny', '--epochs', '40', '--policy', 'periodic', '--wandb', 'offline',
+                          '--runs-dir', str(wandb_env / 'runs'), '--quiet'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = list((wandb_env / 'runs').glob('*/events.jsonl'))
+        if runs and runs[0].read_text().count('epoch_completed') >= 2: break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    run_dir = runs[0].parent
+    listed = out.split('outputs:')[1].splitlines()[0]
+    assert 'checkpoint.pt' in listed and 'events.jsonl' in listed
+    assert not any(n in listed for n in ('result.json', 'lifecycle.png', 'curves.png', 'grown_model'))
+    got = read_wandb_run(run_dir)
+    assert got['finished'] and got['exit_code'] != 0 and 'test/acc' not in got['summary']

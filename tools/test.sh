@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every check CI runs: notebooks and library in sync, notebook lesson cells, then pytest.
+# Run every check CI runs: notebooks and library in sync, the docs site builds, notebook lesson cells, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WANDB_MODE=offline WANDB_SILENT=true MPLBACKEND=Agg
@@ -14,6 +14,7 @@ if [ "$before" != "$(state)" ]; then
   exit 1
 fi
 echo "sync: nbdev_export and nbdev_clean left no change"
+bash tools/docs.sh  # the docs site, built from this checkout: any notebook error fails CI here
 $B/nbdev_test --n_workers 2
 echo "nbdev_test: all notebooks passed"
 $B/pytest -q tests

@@ -37,6 +37,9 @@ class TelemetryConfig(BaseModel):
     wandb_project: str = Field('esper', min_length=1)
     wandb_entity: str|None = None
     wandb_init_timeout_s: float = Field(30., gt=0, le=300)  # online init gives up and goes offline after this
+    wandb_group: str|None = None                # W&B group (default: dataset/policy; a study passes its name)
+    wandb_job_type: str|None = None             # W&B job type (default: train)
+    wandb_tags: tuple[str, ...] = ()            # W&B tags (default: dataset, policy, preset)
 
     @model_validator(mode='after')
     def _sharpness_is_diagnostic(self):

@@ -59,6 +59,12 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ('iql/adv_mean', 'mean advantage Q − V', '`train_iql`'),
     ('charts/updates_per_s', 'gradient updates per second since the last log', '`train_iql`'),
     ('lifecycle/stage_changes', 'a `wandb.Table` of every seed event: epoch, slot, event, from, to, blueprint, reason (W&B only)', '`WandbBackend`'),
+    ('lifecycle/stages', 'a `wandb.Table` of every slot\'s stage at every epoch, number and name, with α (W&B only)', '`WandbBackend`'),
+    ('test/acc', 'test accuracy of the grown model at the end of the run (fraction; W&B summary)', '`run`, via `WandbBackend`'),
+    ('val/best_acc', 'the best validation accuracy of any epoch (fraction; W&B summary)', '`WandbBackend`'),
+    ('seeds/fossils', 'seeds fossilized by the end of the run (W&B summary)', '`run`, via `WandbBackend`'),
+    ('seeds/culls', 'seeds culled during the run (W&B summary)', '`run`, via `WandbBackend`'),
+    ('plots/{name}', 'a figure the run wrote (`lifecycle`, `curves`) as a W&B image at the end of the run', '`WandbBackend`'),
 )
 "Every metric key Esper logs, as `(pattern, meaning, written by)`; in a pattern `{i}` and `{k}` are integers, any other `{…}` a name."
 

@@ -14,9 +14,10 @@ from ..contracts.schemas import TelemetryEvent, TelemetryEventType, OutputBacken
 from .config import TelemetryConfig
 
 # %% auto #0
-__all__ = ['LIFECYCLE_EVENTS', 'METRIC_EVENTS', 'STAGE_TABLE_COLUMNS', 'stage_after', 'NissaHub', 'MemoryBackend', 'read_jsonl',
-           'JsonlBackend', 'ConsoleBackend', 'resolve_wandb_mode', 'WandbBackend', 'read_wandb_records',
-           'read_wandb_run', 'make_hub']
+__all__ = ['LIFECYCLE_EVENTS', 'METRIC_EVENTS', 'CONSOLE_KEYS', 'STAGE_TABLE_COLUMNS', 'STAGES_COLUMNS', 'SUMMARY_KEYS',
+           'RUN_FIGURES', 'stage_after', 'NissaHub', 'MemoryBackend', 'read_jsonl', 'JsonlBackend', 'ConsoleBackend',
+           'resolve_wandb_mode', 'wandb_labels', 'WandbBackend', 'read_wandb_records', 'read_wandb_run', 'make_hub',
+           'wandb_note']
 
 # %% ../../nbs/22_nissa.output.ipynb #196866d4
 LIFECYCLE_EVENTS = frozenset({TelemetryEventType.SEED_GERMINATED, TelemetryEventType.SEED_STAGE_CHANGED,
@@ -182,29 +183,44 @@ def _bar(frac:float, width:int=24) -> str:
     return '#' * n + '-' * (width - n)
 
 # %% ../../nbs/22_nissa.output.ipynb #0863cf5b
+CONSOLE_KEYS = ('train/loss', 'val/acc', 'val/worst_class_acc', 'time/epoch_s')
+"The metrics the console shows each epoch, when they are logged (accuracies in %)."
+
 class ConsoleBackend:
-    "A live progress bar and stage table on a terminal; quiet when the stream is not a TTY."
+    "A live progress bar and stage table on a terminal; one plain line per epoch when the stream is not a TTY."
     def __init__(self, n_slots:int, # slots to show in the stage table
                  total_epochs:int|None=None, # for the bar (None: no bar, just the epoch)
                  stream:TextIO|None=None, # default stdout
-                 force:bool=False, # draw even when `stream` is not a TTY
+                 force:bool=False, # draw the live block even when `stream` is not a TTY
+                 prefix:str='', # starts every plain line, e.g. 'heuristic seed 3: '
+                 plain:bool=False, # plain lines even on a terminal (parallel runs share one)
                 ):
-        self.stream, self.n_slots, self.total = stream or sys.stdout, n_slots, total_epochs
+        self.stream, self.n_slots, self.total, self.prefix = stream or sys.stdout, n_slots, total_epochs, prefix
         isatty = getattr(self.stream, 'isatty', lambda: False)
-        self.enabled, self.ansi = force or isatty(), isatty()
+        self.ansi = isatty()
+        self.plain = plain or not (force or self.ansi)
         self.stages = [SeedStage.DORMANT] * n_slots
         self.alpha, self.contrib = [0.] * n_slots, [math.nan] * n_slots
         self._block, self._lines = '', 0
 
+    def _head(self, epoch:int, metrics:Mapping[str, float]) -> str:
+        head = f"epoch {epoch}" + (f"/{self.total} [{_bar(epoch / self.total)}]" if self.total and not self.plain else
+                                   f"/{self.total}" if self.total else '')
+        return head + ''.join(f"  {k} " + (f"{100 * metrics[k]:.2f}%" if k.endswith('acc') else f"{metrics[k]:.4g}")
+                              for k in CONSOLE_KEYS if k in metrics)
+
     def render(self, epoch:int, metrics:Mapping[str, float]) -> str:
-        "The progress line and stage table after `epoch` completed epochs (what is drawn)."
-        head = f"epoch {epoch}" + (f"/{self.total} [{_bar(epoch / self.total)}]" if self.total else '')
-        keys = [k for k in ('train/loss', 'val/acc', 'val/worst_class_acc', 'time/epoch_s') if k in metrics]
-        head += ''.join(f"  {k} {metrics[k]:.4g}" for k in keys)
+        "The progress line and stage table after `epoch` completed epochs (what is drawn on a terminal)."
         rows = [f"  slot {i}  {s.name:<12} α {self.alpha[i]:4.2f}  "
                 + ('' if math.isnan(self.contrib[i]) else f"contribution {100 * self.contrib[i]:+.1f} pts")
                 for i, s in enumerate(self.stages)]
-        return '\n'.join([head, *rows])
+        return '\n'.join([self._head(epoch, metrics), *rows])
+
+    def line(self, epoch:int, metrics:Mapping[str, float]) -> str:
+        "The one plain line of an epoch (what is written when the stream is not a TTY)."
+        slots = ''.join(f"  slot{i} {s.name}" + (f" α {self.alpha[i]:.2f}" if 0 < self.alpha[i] < 1 else '')
+                        for i, s in enumerate(self.stages))
+        return self.prefix + self._head(epoch, metrics) + slots
 
     def _out(self, text:str):
         if self.ansi and self._lines: self.stream.write(f"\x1b[{self._lines}F\x1b[J")  # erase the old block
@@ -214,17 +230,16 @@ class ConsoleBackend:
         st = stage_after(event)
         if st is not None and event.slot is not None and event.slot < self.n_slots:
             self.stages[event.slot] = st
-            if not self.enabled: return
             what = event.data.get('blueprint', '') if event.type == TelemetryEventType.SEED_GERMINATED else event.data.get('reason', '')
-            self._out(f"epoch {event.epoch}: slot {event.slot} → {st.name}" + (f" ({what})" if what else '')
-                      + (('\n' + self._block) if self.ansi and self._block else ''))
+            note = f"epoch {event.epoch}: slot {event.slot} → {st.name}" + (f" ({what})" if what else '')
+            self._out(self.prefix + note if self.plain else note + (('\n' + self._block) if self.ansi and self._block else ''))
         elif event.type == TelemetryEventType.EPOCH_COMPLETED:
             d = event.data
             for i in range(self.n_slots):
                 if f'slot{i}/stage' in d: self.stages[i] = SeedStage(int(d[f'slot{i}/stage']))
                 self.alpha[i] = float(d.get(f'slot{i}/alpha', self.alpha[i]))
                 self.contrib[i] = float(d.get(f'slot{i}/contribution', self.contrib[i]))
-            if not self.enabled: return
+            if self.plain: self.stream.write(self.line(event.epoch, d) + '\n'); self.stream.flush(); return
             block = self.render(event.epoch, d)
             self._out(block); self._block, self._lines = block, block.count('\n') + 1
 
@@ -252,28 +267,44 @@ def resolve_wandb_mode(requested:str, # 'auto', 'online', 'offline' or 'disabled
 
 # %% ../../nbs/22_nissa.output.ipynb #04e0ea2e
 STAGE_TABLE_COLUMNS = ['epoch', 'slot', 'event', 'from', 'to', 'blueprint', 'reason']
+STAGES_COLUMNS = ['epoch', 'slot', 'stage', 'stage_name', 'alpha']
+SUMMARY_KEYS = {'test/acc': 'test/acc', 'model/params': 'model/params', 'fossils': 'seeds/fossils', 'culls': 'seeds/culls'}
+"`RUN_FINISHED` data key → the `run.summary` key it is stored under (`val/best_acc` is added from the epochs)."
+RUN_FIGURES = ('lifecycle', 'curves')
+"Figures a run writes into its folder as `<name>.png`; logged to W&B as `plots/<name>` at the end of the run."
 
 def _init_budget(timeout_s:float) -> float:
     "The `init_timeout` handed to W&B: half the bound, leaving the other half for its overhead and the offline init."
     return max(1., timeout_s / 2)
 
+def wandb_labels(config:TelemetryConfig, # may set group, job type and tags
+                 run_config:Mapping[str, Any], # the run's config: dataset, policy, preset are read if present
+                ) -> dict:
+    "The `group`, `job_type` and `tags` of a W&B run: the config's, else derived from the run config."
+    ds, pol, pre = (run_config.get(k) for k in ('dataset', 'policy', 'preset'))
+    group = config.wandb_group or ('/'.join(str(x) for x in (ds, pol) if x) or None)
+    tags = list(config.wandb_tags) or [str(x) for x in (ds, pol, pre) if x]
+    return {'group': group, 'job_type': config.wandb_job_type or 'train', 'tags': tags}
+
 # %% ../../nbs/22_nissa.output.ipynb #260b179e
 class WandbBackend:
-    "Logs metrics and the seed lifecycle to W&B; an unreachable server falls back to offline, never hangs."
-    def __init__(self, config:TelemetryConfig, # mode, project, entity, init timeout
+    "Logs metrics, the headline numbers, the figures and the seed lifecycle to W&B; an unreachable server falls back to offline."
+    def __init__(self, config:TelemetryConfig, # mode, project, entity, group, init timeout
                  run_config:Mapping[str, Any], # the run's full config, logged as wandb.config
                  run_name:str, # display name
-                 run_dir:str|Path, # W&B files go to <run_dir>/wandb
+                 run_dir:str|Path, # W&B files go to <run_dir>/wandb; the run's figures are read from here
                  resume_id:str|None=None, # the id from a checkpoint, to continue the same run
                  stream:TextIO|None=None, # where the fallback notice goes (default stderr)
                 ):
         self.mode, self.fallback_reason, self.run, self.rows, self._step = resolve_wandb_mode(config.wandb_mode), None, None, [], -1
+        self.run_dir, self.stage_rows, self.best_val, self.exit_code = Path(run_dir), [], -math.inf, 0
         if self.mode == 'disabled': return
         import wandb
         self._wandb = wandb
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        kw = dict(project=config.wandb_project, entity=config.wandb_entity, name=run_name, dir=str(run_dir),
-                  config=jsonable({**run_config, 'telemetry': config.to_dict()}), id=resume_id)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        kw = dict(project=config.wandb_project, entity=config.wandb_entity, name=run_name, dir=str(run_dir), id=resume_id,
+                  config=jsonable({**run_config, 'telemetry': config.to_dict(), 'stage_names': {s.value: s.name for s in SeedStage}}),
+                  **wandb_labels(config, run_config))
         if self.mode == 'online':
             t0 = time.monotonic()
             try:
@@ -291,13 +322,30 @@ class WandbBackend:
     @property
     def run_id(self) -> str|None: return self.run.id if self.run is not None else None
 
+    def _metrics(self, event:TelemetryEvent):
+        data = {k: float(v) for k, v in event.data.items() if isinstance(v, (int, float)) or hasattr(v, 'item')}
+        step = event.epoch if event.epoch >= self._step else None   # W&B steps must not go back
+        self._step = max(self._step, event.epoch)
+        self.run.log(data, step=step)
+        if 'val/acc' in data and data['val/acc'] == data['val/acc']: self.best_val = max(self.best_val, data['val/acc'])
+        for k, v in data.items():
+            if k.startswith('slot') and k.endswith('/stage'):
+                i = k[4:-6]
+                self.stage_rows.append([event.epoch, int(i), int(v), SeedStage(int(v)).name, data.get(f'slot{i}/alpha', 0.)])
+
+    def _finished(self, event:TelemetryEvent):
+        "Headline numbers into the summary, the figures as images, and the exit code of an interrupted run."
+        summary = {SUMMARY_KEYS[k]: v for k, v in event.data.items() if k in SUMMARY_KEYS and v is not None}
+        if self.best_val > -math.inf: summary['val/best_acc'] = self.best_val
+        self.run.summary.update(summary)
+        figs = {f'plots/{n}': self._wandb.Image(str(p)) for n in RUN_FIGURES if (p := self.run_dir / f'{n}.png').exists()}
+        if figs: self.run.log(figs, step=max(self._step, 0))
+        if event.message == 'interrupted': self.exit_code = 1
+
     def emit(self, event:TelemetryEvent):
         if self.run is None: return
-        if event.type in METRIC_EVENTS:
-            data = {k: float(v) for k, v in event.data.items() if isinstance(v, (int, float)) or hasattr(v, 'item')}
-            step = event.epoch if event.epoch >= self._step else None   # W&B steps must not go back
-            self._step = max(self._step, event.epoch)
-            self.run.log(data, step=step)
+        if event.type in METRIC_EVENTS: self._metrics(event)
+        elif event.type == TelemetryEventType.RUN_FINISHED: self._finished(event)
         elif event.type in LIFECYCLE_EVENTS:
             d = event.data
             self.rows.append([event.epoch, event.slot, event.type.value, str(d.get('from', '')),
@@ -306,8 +354,10 @@ class WandbBackend:
     def close(self):
         if self.run is None: return
         run, self.run = self.run, None
-        if self.rows: run.log({'lifecycle/stage_changes': self._wandb.Table(columns=STAGE_TABLE_COLUMNS, data=self.rows)})
-        run.finish()
+        tables = {'lifecycle/stage_changes': (STAGE_TABLE_COLUMNS, self.rows), 'lifecycle/stages': (STAGES_COLUMNS, self.stage_rows)}
+        tables = {k: self._wandb.Table(columns=c, data=r) for k, (c, r) in tables.items() if r}
+        if tables: run.log(tables)
+        run.finish(exit_code=self.exit_code)
 
 # %% ../../nbs/22_nissa.output.ipynb #d704ade2
 def read_wandb_records(path:str|Path, # a run-*.wandb file
@@ -353,22 +403,22 @@ def _finished_records(path:Path, wait_s:float) -> list:
 def read_wandb_run(path:str|Path, # a run-*.wandb file, or a directory holding one (newest is used)
                    wait_s:float=10., # wait up to this long for the run's `exit` record
                   ) -> dict:
-    "What an offline run logged: `{'id', 'config', 'history': [rows], 'summary', 'finished'}`, values JSON-decoded."
+    "What an offline run logged: `{'id', 'group', 'job_type', 'tags', 'config', 'history': [rows], 'summary', 'finished', 'exit_code'}`."
     path = Path(path)
     if path.is_dir():
         files = sorted(path.rglob('run-*.wandb'), key=lambda p: p.stat().st_mtime)
         if not files: raise FileNotFoundError(f"no run-*.wandb file under {path}")
         path = files[-1]
-    out = {'id': None, 'config': {}, 'history': [], 'summary': {}, 'finished': False}
+    out = {'id': None, 'group': '', 'job_type': '', 'tags': [], 'config': {}, 'history': [], 'summary': {}, 'finished': False, 'exit_code': None}
     for r in _finished_records(path, wait_s):
         kind = r.WhichOneof('record_type')
         if kind == 'run':
-            out['id'] = r.run.run_id
+            out.update(id=r.run.run_id, group=r.run.run_group, job_type=r.run.job_type, tags=list(r.run.tags))
             _put(out['config'], r.run.config.update)
         elif kind == 'config': _put(out['config'], r.config.update)
         elif kind == 'history': out['history'].append(_put({}, r.history.item))
         elif kind == 'summary': _put(out['summary'], r.summary.update)
-        elif kind == 'exit': out['finished'] = True
+        elif kind == 'exit': out.update(finished=True, exit_code=r.exit.exit_code)
     return out
 
 # %% ../../nbs/22_nissa.output.ipynb #bbf14a17
@@ -390,3 +440,14 @@ def make_hub(config:TelemetryConfig, # what to log and where
     if resolve_wandb_mode(config.wandb_mode) != 'disabled':
         hub.add(lambda: WandbBackend(config, run_config, run_name, run_dir if run_dir is not None else '.', resume_id, stream))
     return hub
+
+# %% ../../nbs/22_nissa.output.ipynb #44de85e8
+def wandb_note(run_dir:str|Path, # the folder whose `wandb/` holds the runs
+              ) -> str:
+    "One line: where the W&B runs under `run_dir` went, with the `wandb sync` command for offline ones."
+    runs = sorted(Path(run_dir).glob('wandb/*run-*'), key=lambda p: p.stat().st_mtime)
+    off = [p for p in runs if p.name.startswith('offline-run-')]
+    if not runs: return 'W&B: off (no run logged)'
+    if not off: return f"W&B: online, {len(runs)} run{'s' * (len(runs) > 1)} synced"
+    target = off[-1] if len(off) == 1 else Path(run_dir) / 'wandb' / 'offline-run-*'
+    return f"W&B: offline, {len(off)} run{'s' * (len(off) > 1)} in {Path(run_dir) / 'wandb'}/; upload with `wandb sync {target}`"

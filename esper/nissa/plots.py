@@ -11,13 +11,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
-from ..contracts.stages import SeedStage
+from ..contracts.stages import SeedStage, is_active_stage, is_failure_stage
 from ..contracts.schemas import TelemetryEvent, TelemetryEventType
 from .output import stage_after
 
 # %% auto #0
-__all__ = ['STAGE_COLORS', 'stage_segments', 'plot_lifecycle', 'example_events', 'plot_grad_health', 'plot_training_curves',
-           'save_figure']
+__all__ = ['STAGE_COLORS', 'GROWTH_STYLE', 'CURVE_LABELS', 'stage_segments', 'plot_lifecycle', 'example_events',
+           'plot_grad_health', 'growth_events', 'plot_training_curves', 'save_figure']
 
 # %% ../../nbs/23_nissa.plots.ipynb #c01d8125
 STAGE_COLORS: dict[SeedStage, str] = {
@@ -64,6 +64,7 @@ def plot_lifecycle(events:Sequence[TelemetryEvent], # a run's events (e.g. `hub.
                    n_slots:int, # one band per slot
                    max_epoch:int|None=None, # right edge (default: last epoch seen + 1)
                    ax=None, # draw into this Axes instead of a new figure
+                   title:str|None=None, # names the run, e.g. 'fashion_mnist / heuristic / seed 0'
                   ) -> Figure:
     "The seed lifecycle timeline: a band per slot coloured by stage, α over it, fossil ★ and cull ✕ markers."
     if max_epoch is None:  # completed-epoch events end at their epoch; a stage entered after epoch e shows at least [e, e+1]
@@ -82,7 +83,7 @@ def plot_lifecycle(events:Sequence[TelemetryEvent], # a run's events (e.g. `hub.
         elif e.type == _T.SEED_CULLED: ax.plot(e.epoch, e.slot, marker='X', ms=11, color='#67000d', mec='white', zorder=5)
         elif e.type == _T.SEED_GERMINATED and e.data.get('blueprint'):
             ax.annotate(e.data['blueprint'], (e.epoch, e.slot - 0.4), xytext=(3, -11), textcoords='offset points', fontsize=8)
-    ax.set(xlim=(0, max_epoch), ylim=(n_slots - 0.45, -0.65), xlabel='epoch', title='Seed lifecycle')
+    ax.set(xlim=(0, max_epoch), ylim=(n_slots - 0.45, -0.65), xlabel='epoch', title='Seed lifecycle' + (f': {title}' if title else ''))
     ax.set_yticks(range(n_slots), [f'slot {i}' for i in range(n_slots)])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Patch(color=STAGE_COLORS[s], label=s.name.lower()) for s in sorted(seen)]
@@ -125,6 +126,7 @@ def _series(metrics:Sequence[tuple[int, dict]], key:str) -> tuple[list[int], lis
 
 # %% ../../nbs/23_nissa.plots.ipynb #5ffb0fa1
 def plot_grad_health(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pairs, e.g. `hub.memory.metrics`
+                     title:str|None=None, # names the run
                     ) -> Figure:
     "Gradient norms per group (log scale) over epochs, and the health score with vanishing/exploding fractions."
     fig = Figure(figsize=(9, 3.2), layout='constrained')
@@ -133,31 +135,74 @@ def plot_grad_health(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pa
     for k in ['grad/norm', *keys]:
         xs, ys = _series(metrics, k)
         if xs: a1.plot(xs, ys, lw=2.2 if k == 'grad/norm' else 1.2, label='all' if k == 'grad/norm' else k[5:-5])
-    a1.set(yscale='log', xlabel='epoch', title='gradient norm'); a1.legend(fontsize=8, frameon=False)
+    a1.set(yscale='log', xlabel='epoch', ylabel='gradient L2 norm (log)', title='gradient norm by layer group'); a1.legend(fontsize=8, frameon=False)
     for k, c in (('grad/health', 'black'), ('grad/vanishing_frac', '#3182bd'), ('grad/exploding_frac', '#de2d26')):
         xs, ys = _series(metrics, k)
         if xs: a2.plot(xs, ys, color=c, label=k[5:])
-    a2.set(ylim=(-0.05, 1.05), xlabel='epoch', title='gradient health'); a2.legend(fontsize=8, frameon=False)
+    a2.set(ylim=(-0.05, 1.05), xlabel='epoch', ylabel='fraction of tensors / score', title='gradient health'); a2.legend(fontsize=8, frameon=False)
+    fig.suptitle('Gradients' + (f': {title}' if title else ''))
     return fig
 
 # %% ../../nbs/23_nissa.plots.ipynb #7e529b6a
+GROWTH_STYLE = {'germinated': ('#2171b5', '--'), 'fossilized': ('#238b45', '-'), 'culled': ('#de2d26', ':')}
+"Colour and line style of each growth event marked on the curves."
+
+def growth_events(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pairs with `slot{i}/stage`
+                 ) -> list[tuple[int, int, str]]:
+    "`(epoch, slot, what)` for every germination, fossilization and cull seen in the stage metrics."
+    prev, out = {}, []
+    for ep, m in sorted(metrics, key=lambda p: p[0]):
+        for k, v in m.items():
+            if not (k.startswith('slot') and k.endswith('/stage')) or v is None: continue
+            i, st = int(k[4:-6]), SeedStage(int(v))
+            before, prev[i] = prev.get(i, SeedStage.DORMANT), st
+            if st == before: continue
+            if st == SeedStage.FOSSILIZED: out.append((ep, i, 'fossilized'))
+            elif is_active_stage(before) and is_failure_stage(st): out.append((ep, i, 'culled'))
+            elif before in (SeedStage.DORMANT, SeedStage.UNKNOWN) and is_active_stage(st): out.append((ep, i, 'germinated'))
+    return out
+
+# %% ../../nbs/23_nissa.plots.ipynb #4c0bcc86
+CURVE_LABELS = {'train/loss': 'train', 'val/loss': 'validation', 'train/acc': 'train', 'val/acc': 'validation',
+                'test/acc': 'test', 'val/worst_class_acc': 'worst class (validation)'}
+"Legend names of the curves, by metric key."
+
+def _mark_growth(ax, events:list[tuple[int, int, str]]):
+    "Vertical lines at growth events, one legend entry per kind."
+    seen = set()
+    for ep, slot, what in events:
+        c, ls = GROWTH_STYLE[what]
+        ax.axvline(ep - 0.5, color=c, ls=ls, lw=1, alpha=0.8, label=f'seed {what}' if what not in seen else None)
+        seen.add(what)
+
 def plot_training_curves(metrics:Sequence[tuple[int, dict]], # `(epoch, metrics)` pairs
+                         title:str|None=None, # names the run, e.g. 'fashion_mnist / heuristic / seed 0'
+                         marks:bool=True, # mark germinations, fossilizations and culls
                         ) -> Figure:
-    "Loss (train/val) and accuracy (train/val/test/worst class) over epochs."
-    fig = Figure(figsize=(9, 3.2), layout='constrained')
+    "Loss (train/val) and accuracy in % (train/val/test/worst class) over epochs, with growth events marked."
+    fig = Figure(figsize=(9, 3.4), layout='constrained')
     a1, a2 = fig.subplots(1, 2)
-    for ax, keys, title in ((a1, ('train/loss', 'val/loss'), 'loss'),
-                            (a2, ('train/acc', 'val/acc', 'test/acc', 'val/worst_class_acc'), 'accuracy')):
+    events = growth_events(metrics) if marks else []
+    for ax, keys, scale, ylabel in ((a1, ('train/loss', 'val/loss'), 1, 'cross-entropy loss'),
+                                    (a2, ('train/acc', 'val/acc', 'test/acc', 'val/worst_class_acc'), 100, 'accuracy (%)')):
         for k in keys:
             xs, ys = _series(metrics, k)
-            if xs: ax.plot(xs, ys, marker='.', label=k)
-        ax.set(xlabel='epoch', title=title); ax.legend(fontsize=8, frameon=False)
+            if xs: ax.plot(xs, [scale * y for y in ys], marker='.', label=CURVE_LABELS[k])
+        _mark_growth(ax, events)
+        ax.set(xlabel='epoch', ylabel=ylabel); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8, frameon=False)
+    a1.set_title('loss'); a2.set_title('accuracy')
+    fig.suptitle('Training curves' + (f': {title}' if title else ''))
     return fig
 
 # %% ../../nbs/23_nissa.plots.ipynb #99bfb23c
-def save_figure(fig:Figure, # a figure from the plot functions
+def save_figure(fig:Figure, # a figure from the plot functions (or any matplotlib figure)
                 path:str|Path, # where the PNG goes; parent directories are created
-                dpi:int=100) -> Path:
-    "Write `fig` as a PNG and return its path."
+                dpi:int=200, # of the PNG: 200 is print quality at the figure's size
+                vector:str|None='pdf', # also write this vector format beside it ('pdf', 'svg'; None: PNG only)
+               ) -> Path:
+    "Write `fig` as a PNG (and a PDF or SVG with the same name) and return the PNG's path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor='white'); return path
+    fig.savefig(path, dpi=dpi, facecolor='white')
+    if vector: fig.savefig(path.with_suffix(f'.{vector}'), facecolor='white')
+    return path

@@ -16,13 +16,14 @@ from ..io import load_checked
 from ..config import RunConfig
 from ..run import run
 from ..nissa.config import TelemetryConfig
-from ..nissa.output import NissaHub, MemoryBackend
+from ..nissa.output import NissaHub, MemoryBackend, ConsoleBackend, WandbBackend, resolve_wandb_mode
 from ..tamiyo.baselines import make_policy
 from .ppo import POLICY_FORMATS, LearnedTamiyo
 from .iql import IQL_FORMAT, IQLPolicy
 
 # %% auto #0
-__all__ = ['PolicySpec', 'load_policy', 'run_job', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table', 'plot_comparison']
+__all__ = ['MIN_CI_SEEDS', 'PolicySpec', 'load_policy', 'run_job', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table',
+           'plot_comparison']
 
 # %% ../../nbs/57_simic.evaluate.ipynb #b2f872fe
 @dataclass(frozen=True)
@@ -46,15 +47,26 @@ def load_policy(spec:str, # a policy name or the path of a trained policy file
     return LearnedTamiyo.load(p) if fmt in POLICY_FORMATS else IQLPolicy.load(p)
 
 # %% ../../nbs/57_simic.evaluate.ipynb #5b984278
+def _job_hub(tel:TelemetryConfig, cfg:RunConfig, spec:PolicySpec, log:dict) -> NissaHub:
+    "The hub of an unsaved run: memory, plain progress lines when `log['echo']`, and W&B unless `tel` disables it."
+    hub = NissaHub([MemoryBackend()], name=f"{spec.label} seed {cfg.seed}")
+    if log.get('echo'): hub.add(lambda: ConsoleBackend(cfg.n_slots, cfg.epochs, plain=True, prefix=f"  {spec.label} seed {cfg.seed}: "))
+    if resolve_wandb_mode(tel.wandb_mode) != 'disabled':
+        hub.add(lambda: WandbBackend(tel, {**cfg.to_dict(), 'policy': spec.label}, f"{cfg.dataset}__{spec.label}__{cfg.seed}", log.get('wandb_dir') or '.'))
+    return hub
+
 def run_job(job:tuple) -> dict:
-    "Run one `(spec, seed, base config dict, save, runs_root, threads)` job and return its record; top level so worker processes can receive it."
-    spec, seed, base, save, runs_root, threads = job
+    "Run one `(spec, seed, base config dict, save, runs_root, threads[, log])` job and return its record; top level so worker processes can receive it."
+    spec, seed, base, save, runs_root, threads, *extra = job
+    log = extra[0] if extra else {}   # evaluate's `log`: wandb_mode, wandb_group, wandb_dir, echo
     if threads: torch.set_num_threads(threads)
     cfg = replace(RunConfig.from_dict(base), seed=seed, **spec.overrides)
     pol = load_policy(spec.policy, cfg.n_slots, seed, **spec.kwargs)
-    hub = None if save else NissaHub([MemoryBackend()])
-    tel = TelemetryConfig.from_profile(cfg.telemetry, wandb_mode='disabled', console=False)
-    res = run(cfg, pol, hub, save=save, runs_root=runs_root, telemetry=tel)
+    tel = TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=log.get('wandb_mode', 'disabled'), console=False, wandb_group=log.get('wandb_group'),
+                                       wandb_job_type='evaluate', wandb_tags=(spec.label, cfg.dataset, cfg.preset))
+    hub = None if save else _job_hub(tel, cfg, spec, log)
+    try: res = run(cfg, pol, hub, save=save, runs_root=runs_root, telemetry=tel)
+    finally: hub is not None and hub.close()
     return {'label': spec.label, 'seed': seed, **res.to_dict()}
 
 # %% ../../nbs/57_simic.evaluate.ipynb #91438301
@@ -65,12 +77,13 @@ def evaluate(config:RunConfig, # the base task (seed is replaced per run)
              threads:int|None=None, # torch threads per run (default: 1 when workers > 1)
              save:bool=False, runs_root:str|Path='runs', # keep run folders
              progress=None, # called with each finished run's record
+             log:dict|None=None, # per-run logging: `wandb_mode`, `wandb_group`, `wandb_dir`, `echo` (plain progress lines)
             ) -> list[dict]:
     "Run every spec on every seed; returns one record (label, seed, RunResult fields) per run."
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels): raise ValueError(f"spec labels must be unique, got {labels}")
     if not seeds: raise ValueError("seeds must not be empty")
-    jobs = [(s, seed, config.to_dict(), save, str(runs_root), threads or (1 if workers > 1 else None)) for seed in seeds for s in specs]
+    jobs = [(s, seed, config.to_dict(), save, str(runs_root), threads or (1 if workers > 1 else None), log or {}) for seed in seeds for s in specs]
     out = []
     if workers <= 1:
         for j in jobs:
@@ -118,13 +131,18 @@ def summarize(records:list[dict], # from `evaluate`
     return rows
 
 # %% ../../nbs/57_simic.evaluate.ipynb #95eb3af0
+MIN_CI_SEEDS = 3
+"Below this many seeds the 95% interval is left blank: from 2 seeds it is ±12.7 standard errors, too wide to read."
+
 def format_table(rows:list[dict]) -> str:
-    "A Markdown table of `summarize` rows."
+    "A Markdown table of `summarize` rows; the 95% CI is blank (with a note) below `MIN_CI_SEEDS` seeds."
     head = '| policy | n | test acc (%) | 95% CI | Δ vs ref | params | train TFLOPs | FLOPs vs ref | wall s | fossils | culls |\n|---|---|---|---|---|---|---|---|---|---|---|'
     f = lambda r, k, fmt: format(r[k], fmt) if k in r and r[k] == r[k] else '–'
-    lines = [f"| {r['policy']} | {r['n']} | {r['test_acc']:.2f} ± {f(r, 'std', '.2f')} | ± {f(r, 'ci95', '.2f')} | {f(r, 'acc_vs_ref', '+.2f')} | "
+    ci = lambda r: f"± {f(r, 'ci95', '.2f')}" if r['n'] >= MIN_CI_SEEDS else ''
+    lines = [f"| {r['policy']} | {r['n']} | {r['test_acc']:.2f} ± {f(r, 'std', '.2f')} | {ci(r)} | {f(r, 'acc_vs_ref', '+.2f')} | "
              f"{r['params']:,.0f} | {r['train_tflops']:.3f} | {f(r, 'flops_vs_ref', '.2f')}× | {r['wall_s']:.0f} | {r['fossils']:.1f} | {r['culls']:.1f} |" for r in rows]
-    return '\n'.join([head] + lines)
+    note = [f"\n95% CI left blank for fewer than {MIN_CI_SEEDS} seeds (too few for a useful interval)."] if any(r['n'] < MIN_CI_SEEDS for r in rows) else []
+    return '\n'.join([head] + lines + note)
 
 # %% ../../nbs/57_simic.evaluate.ipynb #f502e4b6
 def plot_comparison(records:list[dict], rows:list[dict]|None=None):
@@ -135,7 +153,7 @@ def plot_comparison(records:list[dict], rows:list[dict]|None=None):
     for i, r in enumerate(rows):
         xs = [100 * x['test_acc'] for x in records if x['label'] == r['policy']]
         a.scatter([i] * len(xs), xs, s=14, alpha=0.6)
-        a.errorbar(i, r['test_acc'], yerr=0 if r['ci95'] != r['ci95'] else r['ci95'], fmt='_', color='k', ms=18, capsize=4)
+        a.errorbar(i, r['test_acc'], yerr=0 if r['ci95'] != r['ci95'] or r['n'] < MIN_CI_SEEDS else r['ci95'], fmt='_', color='k', ms=18, capsize=4)
         hs = [x['history'] for x in records if x['label'] == r['policy']]
         curve = np.mean([[h['val/acc'] for h in hh] for hh in hs], axis=0) * 100
         b.plot(range(1, len(curve) + 1), curve, label=r['policy'])
