@@ -12,6 +12,7 @@ lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+ray_requirements = shlex.split(cfg.get('ray_requirements', ''))  # `pip install esper[ray]`; the dev extras include it
 
 setuptools.setup(
     name=cfg['lib_name'], version=cfg['version'], license=lic[0],
@@ -23,7 +24,7 @@ setuptools.setup(
                  'Programming Language :: Python :: ' + min_python],
     packages=setuptools.find_packages(include=['esper', 'esper.*']),
     include_package_data=True, install_requires=requirements,
-    extras_require={'dev': dev_requirements}, python_requires='>=' + min_python,
+    extras_require={'dev': dev_requirements + ray_requirements, 'ray': ray_requirements}, python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown', zip_safe=False,
     entry_points={'console_scripts': cfg['console_scripts'].split(), 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

@@ -14,19 +14,20 @@ from .run import run, resume, load_run_checkpoint, start_run_dir, run_meta
 from .data import DataError
 from .nissa.config import TelemetryConfig
 from .tamiyo.baselines import POLICIES
-from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec
+from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec, load_records
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .contracts.actions import n_actions
 from .nissa.output import make_hub, wandb_note, _bar
 from .nissa.plots import save_figure
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpisodeWriter, load_episodes
-from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving
+from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving, play_job
 from .contracts.actions import BLUEPRINTS
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig, train_iql
 import torch
 from .simic.rewards import RewardConfig, REWARD_PRESETS
+from .backends import BACKENDS, Backend, connect
 
 # %% auto #0
 __all__ = ['TRAIN_OUTPUTS', 'IQL_SHOWN', 'CLIError', 'cmd_train', 'cmd_evaluate', 'cmd_search', 'cmd_generate', 'cmd_iql',
@@ -143,20 +144,44 @@ def _out_dir(args, parts, config:dict, **meta) -> Path:
     write_json(out / 'config.json', config); write_json(out / 'meta.json', run_meta(**meta))
     return out
 
-def _progress(n:int):
-    "A callback printing one line per finished run: `[k/n] label seed s: …`."
-    done = []
+def _progress(n:int, start:int=0):
+    "A callback printing one line per finished run: `[k/n] label seed s: …` (`start` runs were finished before)."
+    done = [None] * start
     def progress(r):
         done.append(r)
         print(f"[{len(done)}/{n}] {r['label']} seed {r['seed']}: test {r['test_acc']:.2%}, params {r['params']:,}, {r['wall_s']:.0f} s", flush=True)
     return progress
 
 # %% ../nbs/60_cli.ipynb #1e8e8540
-def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
+def _backend_flags(p:argparse.ArgumentParser) -> None:
+    "`--backend`, `--address` and what each task reserves (`esper.backends.Backend`)."
+    p.add_argument('--backend', default='local', choices=BACKENDS, help='where runs go: local processes (--workers) or a Ray cluster')
+    p.add_argument('--address', help='Ray cluster: auto or HOST:PORT (default: a local Ray instance with --workers CPUs)')
+    p.add_argument('--cpus-per-task', type=float, default=1., help='Ray: CPUs each task reserves')
+    p.add_argument('--gpus-per-task', type=float, default=0., help='Ray: GPUs each task reserves (0.5: two tasks per GPU)')
+
+def _backend(args, command:str, workers:int|None=None) -> Backend:
+    "The `Backend` the flags ask for; a Ray cluster is reached now, so a bad `--address` fails before anything is written."
+    try:
+        b = Backend(args.backend, workers or args.workers, args.address, args.cpus_per_task, args.gpus_per_task)
+        if b.kind == 'ray': connect(b)
+    except (ValueError, ConnectionError, ImportError) as e: raise CLIError(f"esper {command}: {e}") from None
+    return b
+
+def _kept(out:Path, labels:Sequence[str], seeds:Sequence[int]) -> int:
+    "How many of these runs `out` already keeps (said in one line when any)."
+    k = len(load_records(out, labels, seeds)) if (out / 'records').is_dir() else 0
+    if k: print(f"{out}: {k} of {len(labels) * len(seeds)} runs already kept; running the rest", flush=True)
+    return k
+
+# %% ../nbs/60_cli.ipynb #5c4541ae
+def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path, backend:Backend) -> int:
     "The frontier study: static budgets plus the growth arms, kept run by run in `out` (rerun with --out to continue)."
     arms = static_arms(cfg, (args.frontier_blueprint,)) + [s for s in specs if s.label != 'static']
     host, final = f'static_host@{cfg.epochs}ep', f'static_grown@{cfg.epochs}ep'
-    recs = run_study(cfg, arms, args.seeds, out, workers=args.workers, progress=_progress(len(arms) * len(args.seeds)))
+    labels = [a.label for a in arms]
+    recs = run_study(cfg, arms, args.seeds, out, backend=backend,
+                     progress=_progress(len(arms) * len(args.seeds), _kept(out, labels, args.seeds)))
     summary = summarize_study(recs, host, final); table = format_study(summary)
     write_json(out / 'summary.json', summary); (out / 'table.md').write_text(table + '\n')
     save_figure(plot_frontier(recs, summary, host), out / 'frontier.png')
@@ -166,17 +191,19 @@ def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path) -> int:
 def cmd_evaluate(args) -> int:
     "Compare policies over seeds (or, with --frontier, against the static frontier); print the table, save records, table and plot."
     cfg, specs = _run_config(args), _specs(args.policies)
+    backend = _backend(args, 'evaluate')
     out = _out_dir(args, ('evaluate', cfg.dataset, '-'.join(map(str, args.seeds))),
                    {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers,
-                    'frontier': args.frontier}, command='evaluate')
-    if args.frontier: return _frontier(args, cfg, specs, out)
+                    'frontier': args.frontier, 'backend': backend.to_dict()}, command='evaluate')
+    if args.frontier: return _frontier(args, cfg, specs, out, backend)
     log = {'wandb_mode': args.wandb, 'wandb_group': args.wandb_group or out.name, 'wandb_dir': str(out), 'echo': not args.quiet}
-    recs = evaluate(cfg, specs, args.seeds, workers=args.workers, progress=_progress(len(specs) * len(args.seeds)), log=log)
+    kept = _kept(out, [s.label for s in specs], args.seeds)
+    recs = evaluate(cfg, specs, args.seeds, backend=backend, out=out, progress=_progress(len(specs) * len(args.seeds), kept), log=log)
     rows = summarize(recs, reference='static' if any(s.label == 'static' for s in specs) else None)
     table = format_table(rows)
     write_json(out / 'records.json', recs, indent=None); (out / 'table.md').write_text(table + '\n')
     save_figure(plot_comparison(recs, rows), out / 'comparison.png')
-    print(table); print(f"outputs: {out}/ (records.json, table.md, comparison.png/.pdf, config.json, meta.json)"); print(wandb_note(out))
+    print(table); print(f"outputs: {out}/ (records.json, records/, table.md, comparison.png/.pdf, config.json, meta.json)"); print(wandb_note(out))
     return 0
 
 def _add_evaluate(sub) -> None:
@@ -184,13 +211,13 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--policies', default='static,periodic,heuristic', help='comma-separated names or policy files')
     p.add_argument('--seeds', type=_seeds, default=[0, 1, 2], help='comma-separated seeds')
     p.add_argument('--preset', default='default', choices=sorted(PRESETS), help='run preset')
-    p.add_argument('--workers', type=_positive, default=1, help='parallel processes')
-    p.add_argument('--out', help='output folder (default: a fresh run folder; with --frontier, an earlier one continues)')
+    p.add_argument('--workers', type=_positive, default=1, help='parallel processes (--backend ray without --address: CPUs of a local Ray instance)')
+    p.add_argument('--out', help='output folder (default: a fresh run folder); an earlier one continues where it stopped')
     p.add_argument('--frontier', action='store_true', help='judge the policies against static models at several epoch budgets')
     p.add_argument('--frontier-blueprint', default='conv_enhance', help='the fossil of the static grown model (--frontier)')
     p.add_argument('--wandb-group', help='W&B group of the runs (default: the output folder name, one group per study)')
     p.add_argument('--quiet', action='store_true', help='no per-epoch progress lines, only one line per finished run')
-    _common(p); _run_flags(p, skip=('seed',))
+    _backend_flags(p); _common(p); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_evaluate)
 
 # %% ../nbs/60_cli.ipynb #e7d85126
@@ -261,12 +288,13 @@ def cmd_generate(args) -> int:
                   variants=args.variants, **_changed(cfg))
     env = env_for(env_kw)  # loads the data here first: a missing dataset fails before anything is written
     workers = args.workers or os.cpu_count() or 1
+    backend = _backend(args, 'generate', workers)
     run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {'task': cfg.to_dict(), 'reward': reward.__dict__,
                             'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit, 'seed_pool': args.seed_pool,
-                            'variants': args.variants, 'workers': workers, 'out': str(args.out)}, command='generate')
+                            'variants': args.variants, 'workers': workers, 'backend': backend.to_dict(), 'out': str(args.out)}, command='generate')
     writer = EpisodeWriter(args.out, len(env.feature_names), n_actions(S), env.feature_names)
     jobs = [{'env': env_kw, 'policy': specs[k % len(specs)], 'reset_seed': args.seed + k, 'keep_episode': True} for k in range(args.episodes)]
-    for k, r in enumerate(run_jobs(jobs, workers)):  # in episode order, whichever worker finishes first
+    for k, r in enumerate(backend.map(play_job, jobs, batch=args.episodes_per_task)):  # in episode order, whichever worker finishes first
         writer.write(r.pop('episode'))
         print(f"[{k + 1}/{args.episodes}] {r['policy']}{'' if r['variant'] is None else ' on ' + r['variant']}: return {r['return']:+.3f}", flush=True)
     print(f"outputs: {args.out}/ ({args.episodes} episodes appended); run: {run_dir}/")
@@ -321,9 +349,10 @@ def _add_offline(sub) -> None:
     p.add_argument('--seed-pool', type=_positive, help='draw run seeds from this many values, so static twins (--reward-baseline static) are reused')
     p.add_argument('--variants', type=_variants, help=f"task variants drawn per episode, comma-separated ({', '.join(TASK_VARIANTS)})")
     p.add_argument('--workers', type=_positive, help='worker processes, one torch thread each (default: one per core)')
+    p.add_argument('--episodes-per-task', type=_positive, default=1, help='episodes sent to a worker as one task')
     p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
     p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset (default: default)')
-    _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')
+    _backend_flags(p); _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')
     p.set_defaults(fn=cmd_generate)
     q = sub.add_parser('iql', help='train IQL (or CQL) on logged episodes')
     q.add_argument('--data', required=True, help='episode folder from esper generate')

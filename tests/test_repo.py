@@ -24,7 +24,7 @@ def test_ci_runs_the_readme_test_command():
 
 def settings_requirements() -> dict[str, Requirement]:
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT / 'settings.ini')
-    reqs = shlex.split(cfg['DEFAULT']['requirements']) + shlex.split(cfg['DEFAULT']['dev_requirements'])
+    reqs = [r for k in ('requirements', 'dev_requirements', 'ray_requirements') for r in shlex.split(cfg['DEFAULT'][k])]
     return {Requirement(r).name.lower(): Requirement(r) for r in reqs}
 
 def environment_pip() -> dict[str, Requirement]:

@@ -4,15 +4,14 @@
 
 # %% ../../nbs/57_simic.evaluate.ipynb #a4ce6d00
 from __future__ import annotations
-import math
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
+import json, math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 import numpy as np
 import torch
-from ..io import load_checked
+from ..io import load_checked, write_json, jsonable
+from ..backends import Backend
 from ..config import RunConfig
 from ..run import run
 from ..nissa.config import TelemetryConfig
@@ -22,8 +21,8 @@ from .ppo import POLICY_FORMATS, LearnedTamiyo
 from .iql import IQL_FORMAT, IQLPolicy
 
 # %% auto #0
-__all__ = ['MIN_CI_SEEDS', 'PolicySpec', 'load_policy', 'run_job', 'evaluate', 't975', 'mean_ci', 'summarize', 'format_table',
-           'plot_comparison']
+__all__ = ['MIN_CI_SEEDS', 'PolicySpec', 'load_policy', 'Job', 'run_job', 'record_path', 'load_records', 'evaluate', 't975',
+           'mean_ci', 'summarize', 'format_table', 'plot_comparison']
 
 # %% ../../nbs/57_simic.evaluate.ipynb #b2f872fe
 @dataclass(frozen=True)
@@ -55,44 +54,88 @@ def _job_hub(tel:TelemetryConfig, cfg:RunConfig, spec:PolicySpec, log:dict) -> N
         hub.add(lambda: WandbBackend(tel, {**cfg.to_dict(), 'policy': spec.label}, f"{cfg.dataset}__{spec.label}__{cfg.seed}", log.get('wandb_dir') or '.'))
     return hub
 
-def run_job(job:tuple) -> dict:
-    "Run one `(spec, seed, base config dict, save, runs_root, threads[, log])` job and return its record; top level so worker processes can receive it."
-    spec, seed, base, save, runs_root, threads, *extra = job
-    log = extra[0] if extra else {}   # evaluate's `log`: wandb_mode, wandb_group, wandb_dir, echo
-    if threads: torch.set_num_threads(threads)
-    cfg = replace(RunConfig.from_dict(base), seed=seed, **spec.overrides)
-    pol = load_policy(spec.policy, cfg.n_slots, seed, **spec.kwargs)
+@dataclass(frozen=True)
+class Job:
+    "One run of a study: `spec` on `seed` of the base config, as plain data that travels to any worker process or node."
+    spec: PolicySpec
+    seed: int
+    base: dict                    # the base `RunConfig` as a dict (`RunConfig.to_dict`)
+    save: bool = False            # write the run's folder under `runs_root` (on the worker's filesystem)
+    runs_root: str = 'runs'
+    log: dict = field(default_factory=dict)  # per-run logging: `wandb_mode`, `wandb_group` (one per study), `wandb_dir`, `echo`
+
+    def config(self) -> RunConfig:
+        "The run's own config: the base with this job's seed and the spec's overrides."
+        return replace(RunConfig.from_dict(self.base), seed=self.seed, **self.spec.overrides)
+
+def run_job(job:Job) -> dict:
+    "Run one `Job` and return its record (label, seed, `RunResult` fields); top level so worker processes can receive it."
+    spec, cfg, log = job.spec, job.config(), job.log
+    pol = load_policy(spec.policy, cfg.n_slots, job.seed, **spec.kwargs)
     tel = TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=log.get('wandb_mode', 'disabled'), console=False, wandb_group=log.get('wandb_group'),
                                        wandb_job_type='evaluate', wandb_tags=(spec.label, cfg.dataset, cfg.preset))
-    hub = None if save else _job_hub(tel, cfg, spec, log)
-    try: res = run(cfg, pol, hub, save=save, runs_root=runs_root, telemetry=tel)
+    hub = None if job.save else _job_hub(tel, cfg, spec, log)
+    try: res = run(cfg, pol, hub, save=job.save, runs_root=job.runs_root, telemetry=tel)
     finally: hub is not None and hub.close()
-    return {'label': spec.label, 'seed': seed, **res.to_dict()}
+    return {'label': spec.label, 'seed': job.seed, **res.to_dict()}
 
 # %% ../../nbs/57_simic.evaluate.ipynb #91438301
-def evaluate(config:RunConfig, # the base task (seed is replaced per run)
-             specs:Sequence[PolicySpec], # the policies to compare
-             seeds:Sequence[int], # every spec runs once per seed
-             *, workers:int=1, # parallel processes (each runs with `threads` torch threads)
-             threads:int|None=None, # torch threads per run (default: 1 when workers > 1)
-             save:bool=False, runs_root:str|Path='runs', # keep run folders
-             progress=None, # called with each finished run's record
-             log:dict|None=None, # per-run logging: `wandb_mode`, `wandb_group`, `wandb_dir`, `echo` (plain progress lines)
-            ) -> list[dict]:
-    "Run every spec on every seed; returns one record (label, seed, RunResult fields) per run."
+def record_path(out:str|Path, label:str, seed:int) -> Path:
+    "Where a study folder keeps the record of `label` on `seed`."
+    return Path(out) / 'records' / f"{label}__{seed}.json"
+
+def load_records(out:str|Path, # a study folder
+                 labels:Sequence[str]|None=None, seeds:Sequence[int]|None=None, # which (None: all)
+                ) -> list[dict]:
+    "The finished records of a study folder, in (label, seed) order."
+    recs = [json.loads(p.read_text()) for p in sorted((Path(out) / 'records').glob('*.json'))]
+    recs = [r for r in recs if (labels is None or r['label'] in labels) and (seeds is None or r['seed'] in seeds)]
+    order = {l: i for i, l in enumerate(labels or [])}
+    return sorted(recs, key=lambda r: (order.get(r['label'], len(order)), r['label'], r['seed']))
+
+def _kept(out:Path, job:Job) -> dict|None:
+    "The record `out` keeps for `job`, if any; a record of the same label and seed made with another config is an error."
+    p = record_path(out, job.spec.label, job.seed)
+    if not p.is_file(): return None
+    r, want = json.loads(p.read_text()), jsonable(job.config().to_dict())
+    diff = [k for k, v in r.get('config', {}).items() if k in want and v != want[k]]  # a field newer than the record is not a difference
+    if diff: raise ValueError(f"{p} was run with another config ({', '.join(diff)} differ): use a new output folder or remove it")
+    return r
+
+# %% ../../nbs/57_simic.evaluate.ipynb #5e3e49b6
+def _jobs(config:RunConfig, specs:Sequence[PolicySpec], seeds:Sequence[int], save:bool, runs_root, log:dict|None) -> list[Job]:
+    "Every (seed, spec) job, checked: unique labels, at least one seed."
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels): raise ValueError(f"spec labels must be unique, got {labels}")
     if not seeds: raise ValueError("seeds must not be empty")
-    jobs = [(s, seed, config.to_dict(), save, str(runs_root), threads or (1 if workers > 1 else None), log or {}) for seed in seeds for s in specs]
-    out = []
-    if workers <= 1:
-        for j in jobs:
-            out.append(run_job(j)); progress and progress(out[-1])
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
-            for r in ex.map(run_job, jobs):
-                out.append(r); progress and progress(r)
-    return out
+    return [Job(s, seed, config.to_dict(), save, str(runs_root), dict(log or {})) for seed in seeds for s in specs]
+
+def evaluate(config:RunConfig, # the base task (seed is replaced per run)
+             specs:Sequence[PolicySpec], # the policies to compare
+             seeds:Sequence[int], # every spec runs once per seed
+             *, workers:int=1, # parallel local processes (when no `backend` is given)
+             threads:int|None=None, # torch threads per run (default: 1 in worker processes)
+             backend:Backend|None=None, # where runs go (default: `Backend('local', workers, threads=threads)`)
+             out:str|Path|None=None, # study folder: each finished run is kept in `out/records/`, and kept runs are skipped
+             trim:Callable[[dict], dict]|None=None, # what of each record is kept and returned (default: all of it)
+             save:bool=False, runs_root:str|Path='runs', # keep run folders
+             progress:Callable[[dict], None]|None=None, # called with each newly finished run's record
+             log:dict|None=None, # per-run logging: `wandb_mode`, `wandb_group`, `wandb_dir`, `echo` (plain progress lines)
+            ) -> list[dict]:
+    "Run every spec on every seed; returns one record (label, seed, `RunResult` fields) per run, in (seed, spec) order."
+    jobs = _jobs(config, specs, seeds, save, runs_root, log)
+    backend = backend or Backend('local', workers, threads=threads)
+    if out: (Path(out) / 'records').mkdir(parents=True, exist_ok=True)
+    recs = {(j.spec.label, j.seed): _kept(Path(out), j) for j in jobs} if out else {}
+    todo, stopped = [j for j in jobs if recs.get((j.spec.label, j.seed)) is None], 0
+    for _, r in backend.imap(run_job, todo):
+        if r['interrupted']: stopped += 1; continue
+        r = trim(r) if trim else r
+        if out: r = jsonable(r); write_json(record_path(out, r['label'], r['seed']), r, indent=None)
+        recs[(r['label'], r['seed'])] = r
+        if progress: progress(r)
+    if stopped: raise KeyboardInterrupt(f"{stopped} runs were interrupted" + (f"; finished runs are kept in {out}" if out else ''))
+    return [recs[(j.spec.label, j.seed)] for j in jobs]
 
 # %% ../../nbs/57_simic.evaluate.ipynb #d284de33
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,

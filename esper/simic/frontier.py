@@ -4,20 +4,18 @@
 
 # %% ../../nbs/58_simic.frontier.ipynb #b5ce680e
 from __future__ import annotations
-import json, math
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
-from ..io import write_json
 from ..config import RunConfig
-from .evaluate import PolicySpec, run_job, mean_ci
+from ..backends import Backend
+from .evaluate import PolicySpec, evaluate, load_records, mean_ci
 
 # %% auto #0
-__all__ = ['HOST_BUDGETS', 'GROWN_BUDGETS', 'static_arms', 'run_study', 'load_records', 'frontier_at', 'frontier_margins',
-           'summarize_study', 'format_study', 'plot_frontier']
+__all__ = ['HOST_BUDGETS', 'GROWN_BUDGETS', 'static_arms', 'run_study', 'frontier_at', 'frontier_margins', 'summarize_study',
+           'format_study', 'plot_frontier']
 
 # %% ../../nbs/58_simic.frontier.ipynb #8734a224
 HOST_BUDGETS = (1.0, 1.3, 1.6, 2.0)
@@ -36,8 +34,6 @@ def static_arms(base:RunConfig, # the task; its `epochs` is the unit of the budg
             [PolicySpec(f'static_{name}@{e}ep', 'static', {'epochs': e, 'static_seeds': tuple(grown)}) for e in eps(grown_budgets)])
 
 # %% ../../nbs/58_simic.frontier.ipynb #b34804ad
-def _record_path(out:Path, label:str, seed:int) -> Path: return out / 'records' / f"{label}__{seed}.json"
-
 _KEEP = ('epoch', 'train/', 'val/loss', 'val/acc', 'lr/', 'slot', 'model/params', 'model/train_flops', 'model/eval_flops', 'time/')
 def _slim(r:dict) -> dict:
     "The record with its per-epoch history cut to the curves a study plots (no per-class or gradient detail)."
@@ -47,33 +43,14 @@ def run_study(config:RunConfig, # the base task (seed is replaced per run)
               specs:Sequence[PolicySpec], # every arm of the study
               seeds:Sequence[int], # every arm runs once per seed
               out:str|Path, # the study folder; finished runs in it are kept and skipped
-              *, workers:int=1, # parallel processes (one torch thread each)
+              *, workers:int=1, # parallel local processes (one torch thread each), when no `backend` is given
+              backend:Backend|None=None, # where runs go: `esper.backends.Backend` (local pool or Ray)
+              log:dict|None=None, # per-run logging (`evaluate`'s `log`: `wandb_mode`, `wandb_group`, ...)
               progress:Callable[[dict], None]|None=None, # called with each newly finished record
              ) -> list[dict]:
     "Run every arm on every seed that has no record in `out` yet; returns all records of these arms and seeds."
-    out = Path(out); (out / 'records').mkdir(parents=True, exist_ok=True)
-    labels = [s.label for s in specs]
-    if len(set(labels)) != len(labels): raise ValueError(f"arm labels must be unique, got {labels}")
-    todo = [(s, seed, config.to_dict(), False, 'runs', 1 if workers > 1 else None) for seed in seeds for s in specs
-            if not _record_path(out, s.label, seed).exists()]
-    def keep(r):
-        r = _slim(r); write_json(_record_path(out, r['label'], r['seed']), r, indent=None)
-        if progress: progress(r)
-    if workers <= 1:
-        for j in todo: keep(run_job(j))
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
-            for f in as_completed([ex.submit(run_job, j) for j in todo]): keep(f.result())
-    return load_records(out, labels, seeds)
-
-def load_records(out:str|Path, # a study folder
-                 labels:Sequence[str]|None=None, seeds:Sequence[int]|None=None, # which (None: all)
-                ) -> list[dict]:
-    "The finished records of a study folder, in (label, seed) order."
-    recs = [json.loads(p.read_text()) for p in sorted((Path(out) / 'records').glob('*.json'))]
-    recs = [r for r in recs if (labels is None or r['label'] in labels) and (seeds is None or r['seed'] in seeds)]
-    order = {l: i for i, l in enumerate(labels or [])}
-    return sorted(recs, key=lambda r: (order.get(r['label'], len(order)), r['label'], r['seed']))
+    evaluate(config, specs, seeds, workers=workers, backend=backend, out=out, trim=_slim, log=log, progress=progress)
+    return load_records(out, [s.label for s in specs], seeds)
 
 # %% ../../nbs/58_simic.frontier.ipynb #68ad5f58
 def frontier_at(curves:Sequence[Sequence[tuple[float, float]]], # each static curve: (training FLOPs, test accuracy) points
