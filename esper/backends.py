@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_backends.ipynb #1299d443
 from __future__ import annotations
-import logging, os, socket, threading
+import logging, os, socket, sys, tempfile, threading
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, asdict
@@ -105,14 +105,19 @@ CONNECT_TIMEOUT_S = 15.
 
 def _init_within(ray, seconds:float, address:str, **kw) -> None:
     "`ray.init(address, **kw)` in a daemon thread, given up with a one-line `ConnectionError` after `seconds`."
-    err = []
+    err, sink, saved = [], tempfile.TemporaryFile(), os.dup(2)
     def go():
         try: ray.init(address=address, **kw)
         except BaseException as e: err.append(e)
-    t = threading.Thread(target=go, daemon=True); t.start(); t.join(seconds)
+    t = threading.Thread(target=go, daemon=True)
+    sys.stderr.flush(); os.dup2(sink.fileno(), 2)  # Ray's core logs its retries to stderr: held back, shown only if it connects
+    try: t.start(); t.join(seconds)
+    finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
     hint = '' if os.environ.get('RAY_AUTH_MODE') else ' (a cluster with token authentication, the default, needs RAY_AUTH_MODE=token and its token)'
+    sink.seek(0); held = sink.read().decode(errors='replace'); sink.close()
     if t.is_alive(): raise ConnectionError(f"--address {address}: answers on TCP but no Ray cluster connected within {seconds:.0f} s{hint}")
     if err: raise ConnectionError(f"--address {address}: {str(err[0]).splitlines()[0] if str(err[0]) else type(err[0]).__name__}")
+    sys.stderr.write(held)
 
 def connect(b:Backend):
     "The `ray` module with a session open for `b`: the one already open, a checked `b.address`, or a new local instance."

@@ -45,7 +45,7 @@ def test_port_that_is_not_ray_is_one_line_within_30s():
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, '-c', code, f'127.0.0.1:{s.getsockname()[1]}'], capture_output=True, text=True, timeout=60, env=ENV)
     assert time.perf_counter() - t0 < 30
-    assert r.returncode == 2 and 'no Ray cluster connected within 3 s' in r.stderr.splitlines()[-1], r.stderr[-2000:]
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'no Ray cluster connected within 3 s' in r.stderr, r.stderr[-2000:]  # Ray's own retry logs held back
 
 @pytest.fixture(scope='module')
 def cluster():
