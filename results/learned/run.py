@@ -66,10 +66,15 @@ def generate():
     if have < 1000: sys.exit(f"{have} of 1000 episodes in {RUNS / 'episodes'}: run {' '.join(GEN_CMD)} (it appends; start from an empty folder)")
 
 def offline():
+    "IQL and CQL on the logged episodes; the policies and their iql/* curves go to results/learned/."
     for name, flags in OFFLINE.items():
         if (HERE / f'{name}.pt').exists(): continue
+        runs = RUNS / f'offline_{name}'
         subprocess.run(ESPER + ['iql', '--data', str(RUNS / 'episodes'), '--preset', 'morpho', '--steps', '5000', *flags,
-                                '--out', str(HERE / f'{name}.pt'), '--runs-dir', str(RUNS)], check=True)
+                                '--out', str(HERE / f'{name}.pt'), '--runs-dir', str(runs)], check=True)
+        events = sorted(runs.glob('iql__*/events.jsonl'))[-1].read_text().splitlines()
+        curves = [{'step': e['epoch'], **e['data']} for e in map(json.loads, events) if e['type'] == 'iql_update']
+        write_json(HERE / f'{name}_curves.json', curves, indent=None)
 
 def policies(best):
     "Every arm of the comparison: label -> behaviour (or variant -> behaviour)."
