@@ -21,7 +21,7 @@ from .nissa.output import make_hub, wandb_note, _bar
 from .nissa.plots import save_figure
 from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
 from .simic.episodes import EpisodeWriter, load_episodes
-from .simic.search import make_behaviour, env_for, run_jobs, schedule_grid, successive_halving, play_job
+from .simic.search import make_behaviour, env_for, schedule_grid, successive_halving, play_job
 from .contracts.actions import BLUEPRINTS
 from .simic.ppo import PPOConfig, train_ppo
 from .simic.iql import IQLConfig, train_iql
@@ -237,12 +237,12 @@ def cmd_search(args) -> int:
     cfg = _run_config(args)
     if max(args.grid_epochs) >= cfg.epochs: raise CLIError(f"esper search: --grid-epochs {max(args.grid_epochs)} is not before the last epoch ({cfg.epochs} epochs)")
     env, grid = dict(preset=cfg.preset, variants=args.variants, time_limit='terminate', **_changed(cfg)), schedule_grid(args.grid_epochs, args.grid_blueprints, cfg.n_slots)
-    seeds = list(range(args.seeds))
+    seeds, backend = list(range(args.seeds)), _backend(args, 'search')
     out = _out_dir(args, ('search', cfg.preset, args.seeds), {'task': cfg.to_dict(), 'variants': args.variants, 'grid': grid, 'seeds': seeds,
-                   'seeds0': args.seeds0}, command='search')
+                   'seeds0': args.seeds0, 'backend': backend.to_dict()}, command='search')
     res = {}
     for v in args.variants or [None]:
-        r = res[v or 'task'] = successive_halving(env, grid, seeds, out / (v or 'task'), variant=v, seeds0=args.seeds0, workers=args.workers,
+        r = res[v or 'task'] = successive_halving(env, grid, seeds, out / (v or 'task'), variant=v, seeds0=args.seeds0, backend=backend,
                                                   progress=lambda r: print(f"{r['label']} {r['variant'] or ''} seed {r['seed']}: val {r['val_acc']:.2%}", flush=True))
         last = r['rounds'][-1]
         print(f"{v or 'task'}: best {r['best']} (val {last['val_acc'][r['best']]:.2%} over {len(last['seeds'])} seeds, {len(r['rounds'])} rounds)", flush=True)
@@ -260,7 +260,7 @@ def _add_search(sub) -> None:
     p.add_argument('--seeds0', type=_positive, default=2, help='seeds of the first round')
     p.add_argument('--workers', type=_positive, default=os.cpu_count() or 1, help='worker processes, one torch thread each')
     p.add_argument('--out', help='output folder (default: a fresh run folder; an earlier one continues)')
-    _common(p, wandb=False); _run_flags(p, skip=('seed',))
+    _backend_flags(p); _common(p, wandb=False); _run_flags(p, skip=('seed',))
     p.set_defaults(fn=cmd_search)
 
 # %% ../nbs/60_cli.ipynb #3d80fa8f

@@ -43,8 +43,8 @@ def test_generate_in_parallel_equals_one_worker(tmp_path):
 
 def test_evaluation_is_paired_and_reproducible(tmp_path):
     jobs = eval_jobs(dict(preset='tiny', epochs=3, variants=['base', 'few_data']), {'static': 'static', 'norm@0': 'scheduled:norm@0'}, [3], ['base', 'few_data'])
-    recs = run_study_jobs(jobs, tmp_path / 'a', workers=2)
-    again = run_study_jobs(jobs, tmp_path / 'b', workers=1)
+    recs = run_study_jobs(jobs, tmp_path / 'a', backend=2)
+    again = run_study_jobs(jobs, tmp_path / 'b', backend=1)
     assert recs == again                                                 # worker processes change nothing
     assert {(r['label'], r['variant'], r['seed']) for r in recs} == {(l, v, 3) for l in ('static', 'norm@0') for v in ('base', 'few_data')}
     static = {r['variant']: r for r in recs if r['label'] == 'static'}

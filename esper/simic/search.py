@@ -5,13 +5,11 @@
 # %% ../../nbs/59_simic.search.ipynb #13023f54
 from __future__ import annotations
 import json, math, os, random
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
-import torch
 from ..io import write_json
+from ..backends import Backend
 from ..contracts.actions import BLUEPRINTS, Decision
 from ..tamiyo.baselines import POLICIES, ScheduledPolicy
 from .rewards import RewardConfig
@@ -20,8 +18,8 @@ from .episodes import EpsilonGreedy, config_hash, play_episode, policy_name
 from .evaluate import load_policy, mean_ci
 
 # %% auto #0
-__all__ = ['RandomSchedule', 'make_behaviour', 'env_for', 'play_job', 'run_jobs', 'run_study_jobs', 'eval_jobs', 'schedule_grid',
-           'successive_halving', 'compare', 'format_rows']
+__all__ = ['RandomSchedule', 'make_behaviour', 'env_for', 'play_job', 'as_backend', 'run_study_jobs', 'eval_jobs',
+           'schedule_grid', 'successive_halving', 'compare', 'format_rows']
 
 # %% ../../nbs/59_simic.search.ipynb #eddefd20
 class RandomSchedule:
@@ -100,16 +98,9 @@ def play_job(job:dict) -> dict:
     return out
 
 # %% ../../nbs/59_simic.search.ipynb #c4a1074e
-def _one_thread() -> None: torch.set_num_threads(1)
-
-def run_jobs(jobs:Sequence[dict], # from the helpers above
-             workers:int=1, # processes (1: in this process)
-            ) -> Iterator[dict]:
-    "Play `jobs` and yield their records in job order."
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(play_job, jobs); return
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn'), initializer=_one_thread) as ex:
-        yield from ex.map(play_job, jobs)
+def as_backend(backend:Backend|int) -> Backend:
+    "`backend` itself, or a local backend with that many worker processes."
+    return backend if isinstance(backend, Backend) else Backend('local', int(backend))
 
 # %% ../../nbs/59_simic.search.ipynb #9714f0ee
 def _record_path(out:Path, r:dict) -> Path:
@@ -118,12 +109,13 @@ def _record_path(out:Path, r:dict) -> Path:
 
 def run_study_jobs(jobs:Sequence[dict], # evaluation jobs (with `run_seed`)
                    out:str|Path, # the study folder
-                   workers:int=1, progress:Callable[[dict], None]|None=None,
+                   backend:Backend|int=1, # where the jobs run (an int: local worker processes)
+                   progress:Callable[[dict], None]|None=None, # called with each newly kept record
                   ) -> list[dict]:
     "Play the jobs that have no record in `out` yet, keep each record as it finishes; return the records of all `jobs`."
     out = Path(out); (out / 'records').mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not _record_path(out, j).exists()]
-    for r in run_jobs(todo, workers):
+    for _, r in as_backend(backend).imap(play_job, todo):  # kept as each finishes
         write_json(_record_path(out, r), r, indent=None)
         if progress: progress(r)
     return [json.loads(_record_path(out, j).read_text()) for j in jobs]
@@ -155,13 +147,13 @@ def successive_halving(env:dict, # env constructor arguments
                        out:str|Path, # the search folder (records kept; a rerun continues)
                        variant:str|None=None, # the task variant searched
                        seeds0:int=2, # seeds in the first round
-                       workers:int=1, progress:Callable[[dict], None]|None=None,
+                       backend:Backend|int=1, progress:Callable[[dict], None]|None=None,
                       ) -> dict:
     "Find the best candidate by successive halving on final validation accuracy; returns the winner and every round."
     alive, n, rounds = list(candidates), seeds0, []
     while True:
         use = list(seeds[:n])
-        recs = run_study_jobs(eval_jobs(env, {c: c for c in alive}, use, [variant]), out, workers, progress)
+        recs = run_study_jobs(eval_jobs(env, {c: c for c in alive}, use, [variant]), out, backend, progress)
         score = {c: float(np.mean([r['val_acc'] for r in recs if r['label'] == c])) for c in alive}
         ranked = sorted(alive, key=lambda c: (-score[c], candidates.index(c)))
         rounds.append({'seeds': use, 'val_acc': {c: score[c] for c in ranked}})

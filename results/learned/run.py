@@ -43,7 +43,7 @@ def search(workers):
     "Successive halving over the schedule grid, per variant; writes search.json."
     out = {}
     for v in VARIANTS:
-        res = successive_halving(ENV, schedule_grid(range(6)), TRAIN_SEEDS, HERE / 'search' / v, variant=v, workers=workers, progress=progress)
+        res = successive_halving(ENV, schedule_grid(range(6)), TRAIN_SEEDS, HERE / "search" / v, variant=v, backend=workers, progress=progress)
         out[v] = res; print(f"{v}: best {res['best']}", flush=True)
     write_json(HERE / 'search.json', out)
     return out
