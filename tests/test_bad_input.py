@@ -388,6 +388,131 @@ def test_case(case, goods, tmp_path):
 def _case_root(base:Path) -> Path:
     return Path(tempfile.mkdtemp(dir=base)) / 'case'
 
+def _flags(command:str) -> list:
+    "Every config flag of `command` with its type (from the parser itself, so a new field is covered at once)."
+    from esper.cli import parser
+    sub = parser()._subparsers._group_actions[0].choices[command]
+    return [f for f in sub.get_default('_flags') if not (command == 'ppo' and f.section == 'task' and f.key == 'device')]
+
+def _bad_value(flag) -> st.SearchStrategy:
+    "Text that no value of `flag`'s type may accept."
+    import typing
+    tp = flag.type
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if typing.get_origin(tp) is not tuple and args else tp
+    junk = st.from_regex(r'\A[a-z]{2,6}\Z').filter(lambda t: t not in ('true', 'false', 'yes', 'no', 'on', 'off', 'none', 'null'))
+    if base is bool: return junk
+    if base is float: return st.sampled_from(['nan', 'inf', '-inf', '-nan', '1e999']) | junk
+    if base is int: return st.sampled_from(['-5', '-1', '1.5', '1e3']) | junk
+    if typing.get_origin(tp) is tuple:
+        inner = typing.get_args(tp)[0]
+        return st.sampled_from(['nan,1', '-3', 'x,y'] if inner in (int, float) else ['zz-unknown'])
+    return st.just('zz-' + flag.key.replace('.', '-'))  # a string no field accepts
+
+COMMANDS = {'train': [*T], 'generate': [*G], 'evaluate': [*E], 'ppo': [*P], 'iql': [*I]}
+
+@st.composite
+def bad_argv(draw, eps:Path):
+    "A command line of the tiny preset with one config flag set to a value its type (and range) refuses."
+    cmd = draw(st.sampled_from(sorted(COMMANDS)))
+    flag = draw(st.sampled_from(_flags(cmd)))
+    argv = [cmd, *COMMANDS[cmd], *(['--data', eps] if cmd == 'iql' else [])]
+    value = draw(_bad_value(flag))
+    how = draw(st.sampled_from(['flag', 'set']))
+    return argv + ([flag.option, value] if how == 'flag' else ['--set', f'{flag.name}={value}'])
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_cli_argument_space(goods, tmp_path, data):
+    "Any config flag of any command, given a value it must refuse, is one line, exit 2, and nothing on disk."
+    argv = data.draw(bad_argv(goods['eps']))
+    root = _case_root(tmp_path)
+    root.mkdir(parents=True)
+    before = snapshot(root, goods['eps'])
+    rc, err = _run(argv, root)
+    o = Outcome(rc, err, sorted(set(snapshot(root, goods['eps']).items()) ^ set(before.items())))
+    _check(o)
+
+# ---------------------------------------------------------------- property-based: corrupted files
+
+def _junk(shape_hint=()) -> st.SearchStrategy:
+    "Values of the wrong kind for any entry: other types, 0-d and ragged arrays, NaN, strings."
+    return st.sampled_from([None, 3, 'text', [1, 2], {'a': 1}, torch.zeros(0), torch.full((2, 3), float('nan')), torch.zeros(1, 1, 1, 1)])
+
+RUN_KEYS = ('config', 'epoch', 'counters', 'model', 'slots', 'optimizer', 'rng', 'rng_gen', 'tracker', 'diag', 'history', 'signals', 'policy', 'events')
+IQL_KEYS = ('actor', 'obs_mean', 'obs_std', 'config', 'obs_dim', 'n_actions')
+PPO_KEYS = ('config', 'net_spec', 'model', 'normalizer', 'action_names', 'optimizer', 'rng', 'episodes', 'history', 'update', 'global_step', 'n_envs', 'seed')
+EP_KEYS = ('obs', 'masks', 'actions', 'rewards', 'next_obs', 'next_masks', 'terminated', 'truncated', 'reward_components', 'component_names', 'policy', 'config_hash')
+
+@st.composite
+def torch_corruption(draw, keys):
+    "Truncate the file, drop a required entry, or put junk in one."
+    how = draw(st.sampled_from(['truncate', 'drop', 'junk']))
+    if how == 'truncate':
+        keep = draw(st.floats(0, 0.95))
+        return f'truncate {keep:.2f}', lambda p: _truncate(p, keep)
+    k = draw(st.sampled_from(keys))
+    if how == 'drop': return f'drop {k}', lambda p: _torch_edit(p, lambda d: d.pop(k))
+    v = draw(_junk())
+    return f'{k} = {str(v)[:30]}', lambda p: _torch_edit(p, lambda d: d.update({k: v}))
+
+@st.composite
+def episode_corruption(draw):
+    "Truncate an episode file, drop an array, or replace one with a 0-d, ragged, NaN or string array; or break meta.json."
+    how = draw(st.sampled_from(['truncate', 'drop', 'junk', 'meta']))
+    if how == 'truncate':
+        keep = draw(st.floats(0, 0.95)); return f'truncate {keep:.2f}', lambda c: _truncate(c.ep0, keep)
+    if how == 'meta':
+        k = draw(st.sampled_from(['format', 'obs_dim', 'n_actions', 'episodes']))
+        v = draw(st.sampled_from([None, -1, 'x', [], {}, 2.5]))
+        if k == 'episodes' and v == []: v = [{'nofile': 1}]
+        return f'meta {k} = {v!r}', lambda c: _json_edit(c.eps / 'meta.json', lambda m: m.update({k: v}))
+    k = draw(st.sampled_from(EP_KEYS))
+    if how == 'drop': return f'drop {k}', lambda c: _npz_edit(c.ep0, lambda z: z.pop(k))
+    v = draw(st.sampled_from([np.array(1.5), np.array('x'), np.zeros((99, 2)), np.full((2,), np.nan), np.array([['a']]), np.zeros(0)]))
+    if k in ('policy', 'config_hash') and v.dtype.kind == 'U' and v.ndim == 0: v = np.zeros(2)
+    return f'{k} = {v!r}'[:60], lambda c: _npz_edit(c.ep0, lambda z: z.update({k: v}))
+
+TARGETS = {
+    'run checkpoint': (RUN_KEYS, 'run', lambda c: c.runck, lambda c: ['train', '--resume', c.run, '--quiet', '--wandb', 'disabled']),
+    'iql policy': (IQL_KEYS, 'iql', lambda c: c.iql, lambda c: ['train', *T, '--policy', c.iql]),
+    # a PPO policy's config is metadata for acting; its unknown fields are dropped by design (esper.simic.ppo)
+    'ppo policy': (PPO_KEYS[1:5], 'ppo', lambda c: c.ppock, lambda c: ['train', *T, '--policy', c.ppock]),
+    'ppo checkpoint': (PPO_KEYS, 'ppo', lambda c: c.ppock, lambda c: ['ppo', *P, '--total-steps', 32, '--resume', c.ppo]),
+}
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_corrupted_checkpoints_and_policies(goods, tmp_path, data):
+    "A run checkpoint, IQL or PPO policy, or PPO checkpoint that is truncated, lacks an entry or holds junk: one line, exit 2, nothing written."
+    target = data.draw(st.sampled_from(sorted(TARGETS)))
+    keys, need, file, argv = TARGETS[target]
+    name, edit = data.draw(torch_corruption(keys))
+    case = Case('corrupt', f'{target}: {name}', argv, lambda c: edit(file(c)), needs=(need,))
+    _check(outcome(case, goods, _case_root(tmp_path)))
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_corrupted_episodes(goods, tmp_path, data):
+    "An episode folder with one broken file or a broken index: `iql` and an appending `generate` refuse it in one line."
+    name, edit = data.draw(episode_corruption())
+    cmd = data.draw(st.sampled_from([['iql', *I], ['generate', *G, '--seed', 7]]))
+    flag = '--data' if cmd[0] == 'iql' else '--out'
+    case = Case('corrupt', f'episodes: {name}', lambda c: [*cmd, flag, c.eps], edit, needs=('eps',))
+    _check(outcome(case, goods, _case_root(tmp_path)))
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason='needs the dataset-fashion-mnist package')
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], max_examples=4)
+@given(data=st.data())
+def test_corrupted_dataset(goods, tmp_path, data):
+    "A Fashion-MNIST file cut short anywhere, or replaced by bytes that are not gzip: one line, exit 2, nothing written."
+    f = data.draw(st.sampled_from(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz']))
+    keep = data.draw(st.floats(0, 0.9))
+    junk = data.draw(st.booleans())
+    prep = (lambda c: (c.fashion / f).write_bytes(b'\x1f' + bytes(int(keep * 100)))) if junk else (lambda c: _truncate(c.fashion / f, keep))
+    case = Case('corrupt', f'{f}', lambda c: ['train', *T, *FM], prep, needs=('fashion',))
+    _check(outcome(case, goods, _case_root(tmp_path)))
+
 if __name__ == '__main__':  # the table of outcomes, by class
     import collections
     base = Path(tempfile.mkdtemp(prefix='esper_bad_'))
