@@ -162,7 +162,7 @@ def test_resume_in_a_read_only_folder_is_one_line_and_changes_nothing(tmp_path):
     ok(esper('train', '--resume', run, '--quiet', '--wandb', 'disabled'))  # writable again: it finishes
 
 def test_a_second_process_on_one_run_folder_refuses(tmp_path):
-    p = subprocess.Popen([*ESPER, *TRAIN[:-2], '--epochs', '60', '--wandb', 'disabled', '--runs-dir', str(tmp_path)],
+    p = subprocess.Popen([*ESPER, *TRAIN[:-2], '--epochs', '200', '--wandb', 'disabled', '--runs-dir', str(tmp_path)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.time() + 120
@@ -172,7 +172,7 @@ def test_a_second_process_on_one_run_folder_refuses(tmp_path):
         assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'in use by another esper process' in r.stderr, r.stderr
     finally:
         p.send_signal(signal.SIGTERM); p.communicate(timeout=120)
-    assert p.returncode == 130
+    assert p.returncode in (0, 130)  # the first run stopped cleanly (or had finished), untouched by the second
 
 @pytest.mark.parametrize('delay', [0.3, 1.0])
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
