@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse, os, sys
 from pathlib import Path
 from typing import Sequence
-from .io import write_json
+from .io import write_json, check_output, load_checked, DirLock, InputError, WriteError
 from .flags import add_config_flags, add_set_flag, config_overrides, apply_overrides
-from .config import RunConfig, PRESETS
+from .config import RunConfig, PRESETS, resolve_device
 from .run import run, resume, load_run_checkpoint, start_run_dir, run_meta
 from .data import DataError
 from .nissa.config import TelemetryConfig
@@ -17,13 +17,16 @@ from .tamiyo.baselines import POLICIES
 from .simic.evaluate import load_policy, evaluate, summarize, format_table, plot_comparison, PolicySpec, load_records
 from .simic.frontier import static_arms, run_study, summarize_study, format_study, plot_frontier
 from .contracts.actions import n_actions
+from .contracts.signals import n_features
+from dataclasses import replace
+import gymnasium as gym
 from .nissa.output import make_hub, wandb_note, _bar
 from .nissa.plots import save_figure
-from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS
-from .simic.episodes import EpisodeWriter, load_episodes
+from .simic.env import make_env_fn, MorphogeneticEnv, TASK_VARIANTS, describe_env
+from .simic.episodes import EpisodeWriter, config_hash, load_episodes
 from .simic.search import make_behaviour, env_for, schedule_grid, successive_halving, play_job
 from .contracts.actions import BLUEPRINTS
-from .simic.ppo import PPOConfig, train_ppo
+from .simic.ppo import PPOConfig, train_ppo, load_resumable, CHECKPOINT_FORMAT as PPO_FORMAT
 from .simic.iql import IQLConfig, train_iql
 import torch
 from .simic.rewards import RewardConfig, REWARD_PRESETS
@@ -56,7 +59,7 @@ def _positive(text:str) -> int:
 
 def _run_config(args, section:str='', preset:str|None=None) -> RunConfig:
     "The run config from the preset and every `RunConfig` flag the user gave (`section` prefixes them)."
-    return apply_overrides(RunConfig.preset(preset or args.preset), config_overrides(args, section))
+    return _configured(lambda: apply_overrides(RunConfig.preset(preset or args.preset), config_overrides(args, section)))
 
 def _run_flags(p:argparse.ArgumentParser, section:str='', skip:tuple[str, ...]=()) -> None:
     "Every `RunConfig` field as a flag (`--slots` is short for `--slots-after`)."
@@ -67,11 +70,43 @@ def _common(p:argparse.ArgumentParser, wandb:bool=True) -> None:
     if wandb: p.add_argument('--wandb', default='auto', choices=['auto', 'online', 'offline', 'disabled'], help='W&B mode')
     add_set_flag(p)
 
+# %% ../nbs/60_cli.ipynb #9377af33
+def _configured(make):
+    "`make()`, with a value a config dataclass refuses (`ValueError`/`TypeError` while it is made) as a one-line `CLIError`."
+    try: return make()
+    except InputError: raise
+    except (ValueError, TypeError) as e: raise CLIError(f"esper: {e}") from None
+
+def _device(cfg:RunConfig, flag:str='--device') -> None:
+    "Refuse a device this machine lacks, naming `flag`."
+    try: resolve_device(cfg.device)
+    except InputError as e: raise CLIError(f"esper: {flag}: {e}") from None
+
+def _fits(policy, n_slots:int, name:str) -> None:
+    "Refuse a trained policy whose observation or action count is not that of `n_slots` slots."
+    dims = ((policy.net.obs_dim, policy.net.n_actions) if hasattr(policy, 'net') else
+            (policy.obs_mean.numel(), policy.n_actions) if hasattr(policy, 'obs_mean') else None)
+    want = (n_features(n_slots), n_actions(n_slots))
+    if dims is not None and tuple(dims) != want:
+        raise CLIError(f"esper: --policy {name}: trained for {dims[0]} features and {dims[1]} actions, but {n_slots} slot(s) give "
+                       f"{want[0]} and {want[1]}: use the slot layout it was trained with")
+
+def _check_env(make_env, flag:str='--env'):
+    "Build one environment (its data loads, its id resolves) and check it has Discrete actions and Box observations."
+    try: env = make_env()
+    except gym.error.Error as e: raise CLIError(f"esper: {flag}: {e}") from None
+    try:
+        if not isinstance(env.action_space, gym.spaces.Discrete) or not isinstance(env.observation_space, gym.spaces.Box):
+            raise CLIError(f"esper: {flag}: PPO needs Discrete actions and Box observations, got {env.action_space} and {env.observation_space}")
+    finally: env.close()
+
 # %% ../nbs/60_cli.ipynb #ab89943f
 def _policy(name:str, n_slots:int, seed:int):
     "A policy by name, or a trained one from a file path (`esper.simic.evaluate.load_policy`)."
-    try: return load_policy(name, n_slots, seed)
+    try: pol = load_policy(name, n_slots, seed)
     except ValueError as e: raise CLIError(f"esper: --policy: {e}") from None
+    _fits(pol, n_slots, name)
+    return pol
 
 TRAIN_OUTPUTS = ('result.json', 'events.jsonl', 'checkpoint.pt', 'grown_model.pt', 'grown_model.json', 'lifecycle.png/.pdf', 'curves.png/.pdf')
 "What a finished `esper train` leaves in its run folder; the summary lists those that were written."
@@ -90,11 +125,14 @@ def _summary(res) -> str:
 # %% ../nbs/60_cli.ipynb #9e60386f
 def _resume_train(args):
     "The checkpoint and policy of `--resume`, read once."
-    if config_overrides(args) or args.preset != 'default':
-        raise CLIError("esper train: --resume continues the run as it was configured: drop the config flags")
+    if _configured(lambda: config_overrides(args)) or args.preset != 'default' or args.runs_dir != 'runs':
+        raise CLIError("esper train: --resume continues the run as it was configured, in its own folder: drop the config flags and --runs-dir")
     ck = load_run_checkpoint(args.resume); cfg, name = ck.config, ck.policy_name
     if name not in POLICIES and (args.policy is None or args.policy in POLICIES):
         raise CLIError(f"esper train: this run used the trained policy {name!r}; pass its file with --policy PATH to resume it")
+    if name in POLICIES and args.policy not in (None, name):
+        raise CLIError(f"esper train: this run used the policy {name!r}; --resume continues it with that one: drop --policy {args.policy}")
+    _device(cfg); check_output(ck.run_dir, '--resume')
     return ck, _policy(name if name in POLICIES else args.policy, cfg.n_slots, cfg.seed)
 
 def cmd_train(args) -> int:
@@ -104,7 +142,8 @@ def cmd_train(args) -> int:
         tel = TelemetryConfig.from_profile(ck.config.telemetry, wandb_mode=args.wandb, console=not args.quiet)
         res = resume(ck, policy, telemetry=tel)
     else:
-        cfg = _run_config(args); policy = _policy(args.policy or 'heuristic', cfg.n_slots, cfg.seed)
+        cfg = _run_config(args); _device(cfg); check_output(args.runs_dir, '--runs-dir')
+        policy = _policy(args.policy or 'heuristic', cfg.n_slots, cfg.seed)
         tel = TelemetryConfig.from_profile(cfg.telemetry, wandb_mode=args.wandb, console=not args.quiet)
         res = run(cfg, policy, runs_root=args.runs_dir, telemetry=tel)
     print(_summary(res))
@@ -136,6 +175,17 @@ def _seeds(text:str) -> list[int]:
     except ValueError: raise argparse.ArgumentTypeError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
     if not v: raise argparse.ArgumentTypeError("--seeds must name at least one seed")
     return v
+
+def _check_evaluate(args, cfg:RunConfig, specs:list[PolicySpec]) -> None:
+    "Everything `esper evaluate` was given, checked before it writes: labels, every run's config, device, policy files, data, output paths."
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels): raise CLIError(f"esper evaluate: --policies names a policy twice: {','.join(labels)}")
+    for s in specs:
+        for seed in args.seeds: _configured(lambda: replace(cfg, seed=seed, **s.overrides))
+        if s.policy not in POLICIES: _policy(s.policy, cfg.n_slots, 0)
+    _device(cfg)
+    check_output(args.out, '--out') if args.out is not None else check_output(args.runs_dir, '--runs-dir')
+    MorphogeneticEnv(cfg.preset, **_changed(cfg)).close()  # the dataset loads (or fails) here
 
 def _out_dir(args, parts, config:dict, **meta) -> Path:
     "`--out` when given (with config.json and meta.json written into it), else a fresh run folder."
@@ -191,6 +241,7 @@ def _frontier(args, cfg:RunConfig, specs:list[PolicySpec], out:Path, backend:Bac
 def cmd_evaluate(args) -> int:
     "Compare policies over seeds (or, with --frontier, against the static frontier); print the table, save records, table and plot."
     cfg, specs = _run_config(args), _specs(args.policies)
+    _check_evaluate(args, cfg, specs)
     backend = _backend(args, 'evaluate')
     out = _out_dir(args, ('evaluate', cfg.dataset, '-'.join(map(str, args.seeds))),
                    {'run': cfg.to_dict(), 'policies': args.policies, 'seeds': args.seeds, 'workers': args.workers,
@@ -271,7 +322,7 @@ def _behaviour(spec:str, n_slots:int, seed:int):
 
 # %% ../nbs/60_cli.ipynb #3c575518
 def _reward(args, preset:str) -> RewardConfig:
-    return apply_overrides(RewardConfig.preset(args.reward_preset or preset), config_overrides(args, 'reward'))
+    return _configured(lambda: apply_overrides(RewardConfig.preset(args.reward_preset or preset), config_overrides(args, 'reward')))
 
 # %% ../nbs/60_cli.ipynb #89ef01f2
 def _changed(cfg:RunConfig) -> dict:
@@ -284,26 +335,35 @@ def cmd_generate(args) -> int:
     cfg, reward = _run_config(args), _reward(args, 'default')
     specs, S = args.behaviour or ['heuristic:0.1', 'heuristic:0.3', 'periodic:0.1', 'random'], cfg.n_slots
     for spec in specs: _behaviour(spec, S, 0)  # bad specs fail before anything is loaded or written
+    if args.seed < 0: raise CLIError(f"esper generate: --seed must be an int >= 0, got {args.seed}")
+    _device(cfg); check_output(args.out, '--out'); check_output(args.runs_dir, '--runs-dir')
     env_kw = dict(preset=cfg.preset, reward_config=reward.__dict__, time_limit=args.time_limit, seed_pool=args.seed_pool,
                   variants=args.variants, **_changed(cfg))
     env = env_for(env_kw)  # loads the data here first: a missing dataset fails before anything is written
     workers = args.workers or os.cpu_count() or 1
     backend = _backend(args, 'generate', workers)
-    run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {'task': cfg.to_dict(), 'reward': reward.__dict__,
-                            'behaviours': specs, 'episodes': args.episodes, 'seed': args.seed, 'time_limit': args.time_limit, 'seed_pool': args.seed_pool,
-                            'variants': args.variants, 'workers': workers, 'backend': backend.to_dict(), 'out': str(args.out)}, command='generate')
-    writer = EpisodeWriter(args.out, len(env.feature_names), n_actions(S), env.feature_names)
-    jobs = [{'env': env_kw, 'policy': specs[k % len(specs)], 'reset_seed': args.seed + k, 'keep_episode': True} for k in range(args.episodes)]
-    for k, r in enumerate(backend.map(play_job, jobs, batch=args.episodes_per_task)):  # in episode order, whichever worker finishes first
-        writer.write(r.pop('episode'))
+    record = {'task': cfg.to_dict(), 'reward': reward.__dict__, 'behaviours': specs, 'seed': args.seed, 'time_limit': args.time_limit,
+              'seed_pool': args.seed_pool, 'variants': args.variants}
+    writer = EpisodeWriter(args.out, len(env.feature_names), n_actions(S), env.feature_names)  # checks the folder, then holds it
+    job = config_hash(record); done = writer.done(job)  # a rerun with the same flags continues this job
+    run_dir = start_run_dir(args.runs_dir, ('generate', cfg.preset, args.seed), {**record, 'episodes': args.episodes, 'workers': workers,
+                            'backend': backend.to_dict(), 'out': str(args.out)}, command='generate')
+    todo = [k for k in range(args.episodes) if k not in done]
+    if done: print(f"continuing: {args.episodes - len(todo)} of {args.episodes} episodes of this job are in {args.out}", flush=True)
+    jobs = [{'env': env_kw, 'policy': specs[k % len(specs)], 'reset_seed': args.seed + k, 'keep_episode': True} for k in todo]
+    for k, r in zip(todo, backend.map(play_job, jobs, batch=args.episodes_per_task)):  # in episode order, whichever worker finishes first
+        writer.write(r.pop('episode'), job=job, index=k)
         print(f"[{k + 1}/{args.episodes}] {r['policy']}{'' if r['variant'] is None else ' on ' + r['variant']}: return {r['return']:+.3f}", flush=True)
-    print(f"outputs: {args.out}/ ({args.episodes} episodes appended); run: {run_dir}/")
+    writer.close()
+    print(f"outputs: {args.out}/ ({writer.n_episodes} episodes); run: {run_dir}/")
     return 0
 
 def cmd_iql(args) -> int:
     "Train IQL/CQL on logged episodes and save the policy."
     torch.set_num_threads(1)  # small MLPs: one thread is several times faster than two on a busy CPU
-    cfg = apply_overrides(IQLConfig.preset(args.preset), config_overrides(args))
+    cfg = _configured(lambda: apply_overrides(IQLConfig.preset(args.preset), config_overrides(args)))
+    if args.out: check_output(args.out, '--out', folder=False)
+    check_output(args.runs_dir, '--runs-dir')
     ds = load_episodes(args.data)
     print(f"{len(ds):,} transitions from {ds.n_episodes} episodes; behaviours: {', '.join(sorted(set(ds.behaviours)))}", flush=True)
     config = {'iql': cfg.to_dict(), 'data': str(args.data), 'steps': args.steps, 'seed': args.seed}
@@ -342,7 +402,7 @@ def _iql_progress(total:int, # updates in the run
 def _add_offline(sub) -> None:
     p = sub.add_parser('generate', help='log episodes of behaviour policies for offline RL')
     p.add_argument('--preset', default='small', choices=sorted(PRESETS), help='task preset of the environment')
-    p.add_argument('--episodes', type=_positive, default=8, help='episodes to log')
+    p.add_argument('--episodes', type=_positive, default=8, help='episodes to log (a rerun with the same flags and --out adds only the missing ones)')
     p.add_argument('--behaviour', action='append', help='name[:epsilon], repeatable (default: a heuristic/periodic/random mix)')
     p.add_argument('--seed', type=int, default=0, help='episode k plays run seed seed+k')
     p.add_argument('--time-limit', default='terminate', choices=['terminate', 'truncate'], help='how episodes end (see esper ppo)')
@@ -350,7 +410,7 @@ def _add_offline(sub) -> None:
     p.add_argument('--variants', type=_variants, help=f"task variants drawn per episode, comma-separated ({', '.join(TASK_VARIANTS)})")
     p.add_argument('--workers', type=_positive, help='worker processes, one torch thread each (default: one per core)')
     p.add_argument('--episodes-per-task', type=_positive, default=1, help='episodes sent to a worker as one task')
-    p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to)')
+    p.add_argument('--out', default='runs/episodes', help='dataset folder (appended to; locked while generate writes it)')
     p.add_argument('--reward-preset', choices=sorted(REWARD_PRESETS), help='reward preset (default: default)')
     _backend_flags(p); _common(p, wandb=False); _run_flags(p, skip=('seed',)); add_config_flags(p, RewardConfig, 'reward')
     p.set_defaults(fn=cmd_generate)
@@ -367,28 +427,49 @@ def _add_offline(sub) -> None:
 def _ppo_setup(args) -> tuple:
     "PPO config, environment constructor and the command's config record, from the flags."
     morpho = args.env == 'morpho'
-    cfg = apply_overrides(PPOConfig.preset(args.preset or ('morpho' if morpho else 'cartpole')), config_overrides(args))
+    cfg = _configured(lambda: apply_overrides(PPOConfig.preset(args.preset or ('morpho' if morpho else 'cartpole')), config_overrides(args)))
     if not morpho:
         if config_overrides(args, 'task') or config_overrides(args, 'reward') or args.seed_pool or args.variants:
             raise CLIError("esper ppo: --task-*, --reward-*, --seed-pool and --variants apply to --env morpho only")
         return cfg, make_env_fn(args.env), {'ppo': cfg.__dict__, 'env': args.env}
     task, reward = _run_config(args, 'task', args.task_preset), _reward(args, 'ppo')
+    _device(task, '--task-device')
     make = make_env_fn('morpho', preset=task.preset, time_limit=args.time_limit, reward_config=reward, seed_pool=args.seed_pool,
                        variants=args.variants, **_changed(task))
     return cfg, make, {'ppo': cfg.__dict__, 'env': 'morpho', 'task': task.to_dict(), 'reward': reward.__dict__, 'time_limit': args.time_limit,
                        'seed_pool': args.seed_pool, 'variants': args.variants}
 
+def _ppo_checkpoint(args) -> Path|None:
+    "The checkpoint `--resume` names (a run folder or its file), or None; `--runs-dir` has no meaning with it."
+    if not args.resume: return None
+    if args.runs_dir != 'runs': raise CLIError("esper ppo: --resume continues the run in its own folder: drop --runs-dir")
+    ck = Path(args.resume); ck = ck / 'checkpoint.pt' if ck.is_dir() else ck
+    if not ck.is_file(): raise CLIError(f"esper ppo: --resume: no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
+    return ck
+
+def _ck_n_envs(path:Path) -> int|None:
+    "The number of envs the checkpoint at `path` ran with (None when it does not say)."
+    n = load_checked(path, PPO_FORMAT, 'resumable PPO checkpoint').get('n_envs')
+    return n if isinstance(n, int) else None
+
 def cmd_ppo(args) -> int:
     "Train a policy with PPO; checkpoint and curves go to the run folder."
     cfg, make_env, config = _ppo_setup(args)
     morpho = args.env == 'morpho'  # an epoch is expensive: by default one env per core, each in its own process with one torch thread
-    n_envs, vector = args.n_envs or ((os.cpu_count() or 1) if morpho else 2), args.vector or ('async' if morpho else 'sync')
+    ck = _ppo_checkpoint(args)
+    n_envs = args.n_envs or (_ck_n_envs(ck) if ck else None) or ((os.cpu_count() or 1) if morpho else 2)
+    vector = args.vector or ('async' if morpho else 'sync')
     config.update(n_envs=n_envs, total_steps=args.total_steps, seed=args.seed, vector=vector)
-    if args.resume:
-        ck = Path(args.resume); ck = ck / 'checkpoint.pt' if ck.is_dir() else ck
-        if not ck.is_file(): raise FileNotFoundError(f"no PPO checkpoint at {ck}: expected the run folder of an earlier esper ppo")
-        run_dir = ck.parent
-    else: run_dir = start_run_dir(args.runs_dir, ('ppo', args.task_preset if args.env == 'morpho' else args.env, args.seed), config, command='ppo')
+    if args.total_steps < n_envs * cfg.n_steps:
+        raise CLIError(f"esper ppo: --total-steps {args.total_steps} is less than one rollout (--n-envs {n_envs} × --n-steps {cfg.n_steps})")
+    _check_env(make_env)
+    if ck:
+        load_resumable(ck, cfg, describe_env(make_env), n_envs=n_envs, seed=args.seed, total_steps=args.total_steps)
+        run_dir = check_output(ck.parent, '--resume')
+    else:
+        check_output(args.runs_dir, '--runs-dir')
+        run_dir = start_run_dir(args.runs_dir, ('ppo', args.task_preset if args.env == 'morpho' else args.env, args.seed), config, command='ppo')
+    lock = DirLock(run_dir)
     hub = make_hub(TelemetryConfig.from_profile('minimal', wandb_mode=args.wandb, console=False, wandb_group=f"ppo/{args.env}", wandb_job_type='ppo'),
                    run_dir, config, run_dir.name, 0, None)
     def log(m, step):
@@ -396,7 +477,7 @@ def cmd_ppo(args) -> int:
     try:
         res = train_ppo(make_env, cfg, n_envs=n_envs, total_steps=args.total_steps, seed=args.seed, vector=vector, hub=hub,
                         log_fn=log, checkpoint_path=run_dir / 'checkpoint.pt', resume=ck if args.resume else None)
-    finally: hub.close()
+    finally: hub.close(); lock.release()
     write_json(run_dir / 'history.json', {'returns': res.episode_returns, 'steps': res.episode_steps, 'updates': res.history}, indent=None)
     print(f"mean return of the last 20 episodes {res.mean_return(20):.3f}; {res.steps:,} steps at {res.sps:.0f} SPS")
     print(f"outputs: {run_dir}/ (checkpoint.pt — a policy file for esper train --policy — history.json, events.jsonl)")
@@ -429,13 +510,20 @@ def parser() -> argparse.ArgumentParser:
 
 _SUBCOMMANDS = [_add_train, _add_ppo, _add_offline, _add_evaluate, _add_search]
 
+def _one_line(e:BaseException) -> str:
+    "The message of `e` as one line (a value it quotes may span several), prefixed `error:` unless it names the command."
+    msg = ' '.join(str(e).split())
+    return msg if msg.startswith('esper') else f"error: {msg}"
+
 def main(argv:Sequence[str]|None=None) -> int:
     "Run the `esper` command; returns the exit code (errors are one line on stderr)."
     try:
         args = parser().parse_args(argv)
         return args.fn(args)
-    except (CLIError, DataError, ValueError, FileNotFoundError, FloatingPointError) as e:
-        print(f"error: {e}" if not str(e).startswith('esper') else str(e), file=sys.stderr); return 2
+    except (CLIError, InputError, FloatingPointError) as e:  # known kinds of bad input; anything else is a bug and keeps its traceback
+        print(_one_line(e), file=sys.stderr); return 2
+    except WriteError as e:  # the machine would not let us write (disk full, read-only)
+        print(_one_line(e), file=sys.stderr); return 1
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130
 

@@ -15,6 +15,7 @@ from .kasmina.slot import GateConfig, GATE_PRESETS
 from .kasmina.blueprints import BLUEPRINT_REGISTRY, blueprints_for
 from .kasmina.hosts import HOSTS, check_host, host_points, host_layout
 from .nissa.config import PROFILES
+from .io import ConfigError
 
 # %% auto #0
 __all__ = ['SHORT_GATES', 'PRESETS', 'RunConfig', 'resolve_device']
@@ -53,23 +54,29 @@ class RunConfig:
 
     def __post_init__(self):
         bad = _config_errors(self)
-        if bad: raise ValueError(f"RunConfig.{bad[0]}")
+        if bad: raise ConfigError(f"RunConfig.{bad[0]}")
 
     @classmethod
     def preset(cls, name:str, **overrides) -> RunConfig:
         "A named preset (`tiny`, `small`, `default`, `cifar10`) with `overrides` applied."
-        if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+        if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
         return replace(cls(**PRESETS[name]), preset=name, **overrides)
 
     def to_dict(self) -> dict[str, Any]: return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, d:dict) -> RunConfig:
-        "Rebuild a config saved with `to_dict` (lists back to tuples)."
-        d = dict(d); d['gate'] = GateConfig(**d['gate'])
-        for k in ('widths', 'slots_after', 'static_seeds', 'blueprints'):
-            if k in d: d[k] = tuple(d[k])
-        return cls(**d)
+        "Rebuild a config saved with `to_dict` (lists back to tuples); fields it lacks take their defaults, unknown fields are a `ConfigError`."
+        if not isinstance(d, dict): raise ConfigError(f"a RunConfig must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__)) + sorted(set(d.get('gate') or {}) - set(GateConfig.__dataclass_fields__))
+        if unknown: raise ConfigError(f"RunConfig has unknown field(s) {', '.join(unknown)}: written by another version of Esper?")
+        try:
+            d = dict(d); d['gate'] = GateConfig(**d.get('gate', {}))
+            for k in ('widths', 'slots_after', 'static_seeds', 'blueprints'):
+                if k in d: d[k] = tuple(d[k])
+            return cls(**d)
+        except ConfigError: raise
+        except (TypeError, ValueError) as e: raise ConfigError(f"not a valid RunConfig: {e}") from None
 
     @property
     def n_slots(self) -> int: return len(self.slots_after)
@@ -98,11 +105,19 @@ def _config_errors(c:RunConfig) -> list[str]:
               ('momentum', isinstance(c.momentum, (int, float)) and 0 <= c.momentum < 1, 'a number in [0, 1)'),
               ('weight_decay', isinstance(c.weight_decay, (int, float)) and 0 <= c.weight_decay < math.inf, 'a finite number >= 0'),
               ('widths', len(c.widths) > 0 and all(pos(w) for w in c.widths), 'positive ints, e.g. 8,16,32'),
-              ('static_seeds', len(c.static_seeds) <= len(S), f"at most one blueprint per slot ({len(S)})"),
+              ('static_seeds', len(c.static_seeds) <= len(S) and all(b is None or b in BLUEPRINT_REGISTRY for b in c.static_seeds),
+               f"at most one blueprint per slot ({len(S)}), each one of {', '.join(BLUEPRINT_REGISTRY)}"),
+              ('gate', _gate_ok(c.gate), 'finite G4/G5 thresholds and max_seed_params None or an int >= 1'),
               ('telemetry', c.telemetry in PROFILES, f"one of {', '.join(PROFILES)}"),
               ('seed', isinstance(c.seed, int) and c.seed >= 0, 'an int >= 0'),
               ('device', isinstance(c.device, str) and re.fullmatch(r'auto|cpu|mps|cuda(:\d+)?', c.device) is not None, 'auto, cpu, cuda or cuda:N')]
     return [f"{k} must be {why}, got {getattr(c, k)!r}" for k, ok, why in checks if not ok]
+
+def _gate_ok(g:GateConfig) -> bool:
+    "The gate thresholds `GateConfig` itself does not check."
+    finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)
+    return (finite(g.g4_max_harm) and finite(g.g5_min_contribution) and
+            (g.max_seed_params is None or (isinstance(g.max_seed_params, int) and g.max_seed_params >= 1)))
 
 # %% ../nbs/40_config.ipynb #5a098afc
 def _slot_checks(c:RunConfig) -> list[tuple[str, bool, str]]:
@@ -132,7 +147,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # %% ../nbs/40_config.ipynb #bc321f79
 def resolve_device(name:str, # 'auto', 'cpu', 'cuda' or 'cuda:N'
                   ) -> torch.device:
-    "`auto` picks CUDA when available, else CPU."
+    "`auto` picks CUDA when available, else CPU; a device this machine lacks is a one-line `ConfigError`."
     if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if name.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"device {name!r} requested but CUDA is not available: use --device cpu or auto")
-    return torch.device(name)
+    if name.startswith('cuda') and not torch.cuda.is_available(): raise ConfigError(f"device {name!r} requested but CUDA is not available: use --device cpu or auto")
+    if name == 'mps' and not torch.backends.mps.is_available(): raise ConfigError("device 'mps' requested but this torch has no MPS support: use --device cpu or auto")
+    dev = torch.device(name)
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s): use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return dev

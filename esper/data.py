@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #56697b93
 from __future__ import annotations
-import gzip, os, re, tarfile
+import gzip, os, re, tarfile, zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +16,7 @@ from torch import Tensor
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.utils import download_and_extract_archive
 from torchvision import transforms
+from .io import InputError
 
 # %% auto #0
 __all__ = ['DATASETS', 'FASHION_CLASSES', 'CIFAR10_CLASSES', 'DIGITS_TEST', 'is_dataset', 'DataError', 'cache_dir', 'debian_dir',
@@ -32,7 +33,7 @@ def is_dataset(name:str) -> bool:
     return name in DATASETS or (isinstance(name, str) and name.startswith('imagefolder:') and len(name) > len('imagefolder:'))
 
 # %% ../nbs/05_data.ipynb #4c21acb4
-class DataError(ValueError):
+class DataError(InputError):
     "A dataset that cannot be found or read; the message says how to get it."
 
 # %% ../nbs/05_data.ipynb #389824c0
@@ -66,8 +67,9 @@ class RawData(NamedTuple):
 def read_idx(path:str|Path, # an IDX file, gzipped (`.gz`) or plain
             ) -> np.ndarray:
     "Read an unsigned-byte IDX file (the (Fashion-)MNIST format) into a numpy array."
-    data = gzip.open(path).read() if str(path).endswith('.gz') else Path(path).read_bytes()
-    if len(data) < 4 or data[:3] != b'\x00\x00\x08': raise DataError(f"{path}: not an unsigned-byte IDX file")
+    try: data = gzip.open(path).read() if str(path).endswith('.gz') else Path(path).read_bytes()
+    except (OSError, EOFError, zlib.error) as e: raise DataError(f"{path}: unreadable, truncated or not gzip ({type(e).__name__}); replace it with a fresh copy") from None
+    if len(data) < 4 or data[:3] != b'\x00\x00\x08' or len(data) < 4 + 4*data[3]: raise DataError(f"{path}: not an unsigned-byte IDX file")
     dims = tuple(int(v) for v in np.frombuffer(data, ">i4", data[3], 4))
     arr = np.frombuffer(data, np.uint8, offset=4 + 4*data[3])
     if arr.size != int(np.prod(dims)): raise DataError(f"{path}: {arr.size} bytes of data, header says {dims}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_io.ipynb #2c14aca6
 from __future__ import annotations
-import json, math, os, random, tempfile
+import errno, fcntl, json, math, os, random, tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -12,25 +12,117 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['atomic_write', 'jsonable', 'nan_if_none', 'write_json', 'save_torch', 'FormatError', 'load_checked',
-           'seed_everything', 'rng_state', 'set_rng_state']
+__all__ = ['InputError', 'ConfigError', 'MissingFileError', 'WriteError', 'check_config', 'finite', 'atomic_write', 'clean_tmp',
+           'check_output', 'LockedError', 'DirLock', 'jsonable', 'nan_if_none', 'write_json', 'save_torch',
+           'FormatError', 'load_checked', 'seed_everything', 'rng_state', 'set_rng_state']
+
+# %% ../nbs/04_io.ipynb #e5d7ff81
+class InputError(ValueError):
+    "Bad input: a flag, a value or a file that is not what Esper expects (one line, exit code 2)."
+
+class ConfigError(InputError):
+    "A config value that is out of range or of the wrong type (config dataclasses raise it when they are made)."
+
+class MissingFileError(InputError, FileNotFoundError):
+    "An input file that does not exist."
+
+class WriteError(OSError):
+    "A file that could not be written (disk full, read-only, ...): one line naming the file and the reason."
+
+def check_config(obj:Any, # a config dataclass instance
+                 checks:list[tuple[str, bool, str]], # (field, is it valid, what is expected)
+                ) -> None:
+    "Raise a `ConfigError` for the first failed check: `Class.field must be <expected>, got <value>`."
+    for k, ok, why in checks:
+        if not ok: raise ConfigError(f"{type(obj).__name__}.{k} must be {why}, got {getattr(obj, k)!r}")
+
+def finite(v:Any, lo:float=-math.inf, hi:float=math.inf, lo_open:bool=False, hi_open:bool=False) -> bool:
+    "Is `v` a finite real number (not a bool) in the interval from `lo` to `hi` (ends open or closed)?"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): return False
+    return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+def _write_error(path:Path, e:OSError) -> WriteError:
+    w = WriteError(f"cannot write {path}: {e.strerror or e}" + (': free some space or write elsewhere' if e.errno == errno.ENOSPC else ''))
+    w.errno = e.errno
+    return w
 
 # %% ../nbs/04_io.ipynb #fdaf6757
+def _os_error(e:BaseException) -> OSError|None:
+    "The `OSError` behind `e` (torch wraps a failed write in a `RuntimeError`), or None."
+    while e is not None and not isinstance(e, OSError): e = e.__cause__ or e.__context__
+    return e
+
 def atomic_write(path:str|Path, # the file to (re)place
                  data:bytes|str|Callable, # the content, or a function that writes to a binary file object
                 ) -> Path:
-    "Write `data` to a temporary file beside `path`, fsync it and rename it over `path`; on failure remove it."
+    "Write `data` to a temporary file beside `path`, fsync it and rename it over `path`; on any failure remove it (an OS failure is a one-line `WriteError`)."
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    except OSError as e: raise _write_error(path, e) from None
     try:
-        with os.fdopen(fd, 'wb') as f:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp's 0600 would hide results from the group
+        f = os.fdopen(fd, 'wb')
+        try:
             if callable(data): data(f)
             else: f.write(data.encode() if isinstance(data, str) else data)
             f.flush(); os.fsync(f.fileno())
+        finally:
+            try: f.close()
+            except OSError: pass  # the write already failed; closing flushes the same bytes again
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if (ose := _os_error(e)) is not None: raise _write_error(path, ose) from None
+        raise
     return path
+
+def clean_tmp(folder:str|Path, # a folder written with `atomic_write`
+             ) -> list[Path]:
+    "Remove the temporary files a killed `atomic_write` left in `folder` (call it holding the folder's lock); returns them."
+    left = [p for p in Path(folder).glob('.*.tmp') if p.is_file()]
+    for p in left: p.unlink(missing_ok=True)
+    return left
+
+# %% ../nbs/04_io.ipynb #59f70802
+def check_output(path:str|Path, # where the command will write
+                 flag:str, # how the user named it, e.g. '--out'
+                 folder:bool=True, # a folder (made if missing) or a file (replaced atomically)
+                ) -> Path:
+    "`path` if the command can write it, else a one-line `InputError` naming `flag`, what is wrong and what is expected."
+    path = Path(path)
+    kind = 'a folder' if folder else 'a file path'
+    if path.exists() and path.is_dir() != folder: raise InputError(f"{flag} {path}: is {'a file' if folder else 'a folder'}; expected {kind}")
+    a = path if path.exists() else path.parent
+    while not a.exists(): a = a.parent
+    if not a.is_dir(): raise InputError(f"{flag} {path}: {a} is a file, so nothing can be made inside it; expected {kind}")
+    if not os.access(a, os.W_OK | os.X_OK): raise InputError(f"{flag} {path}: {a} is not writable (read-only or no permission); expected {kind} Esper may write")
+    if not folder and path.exists() and not os.access(path, os.W_OK): raise InputError(f"{flag} {path}: the file is not writable")
+    return path
+
+# %% ../nbs/04_io.ipynb #e3c322af
+class LockedError(InputError):
+    "A folder another process is writing."
+
+class DirLock:
+    "An advisory lock on a folder, held until `release()` (or the end of a `with` block, or of the process)."
+    def __init__(self, folder:str|Path, # the folder to lock (it must exist)
+                 what:str='run folder', # for the message
+                ):
+        self.path, self.fd = Path(folder) / '.lock', None
+        try: self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e: raise _write_error(self.path, e) from None
+        try: fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd); self.fd = None
+            raise LockedError(f"{folder}: this {what} is in use by another esper process; wait for it to finish or use another folder") from None
+
+    def release(self) -> None:
+        "Let another process take the folder."
+        if self.fd is not None: os.close(self.fd); self.fd = None
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.release()
+    def __del__(self): self.release()
 
 # %% ../nbs/04_io.ipynb #8256b512
 def jsonable(x:Any) -> Any:
@@ -63,20 +155,22 @@ def save_torch(obj:Any, # plain data: tensors, numbers, strings, lists, dicts
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 # %% ../nbs/04_io.ipynb #017433b0
-class FormatError(ValueError):
-    "A file that exists but is not what the caller expects (unloadable, or another format)."
+class FormatError(InputError):
+    "A file that exists but is not what the caller expects (unloadable, another format, or the wrong content)."
 
 def load_checked(path:str|Path, # the file to read
                  fmt:str|tuple[str, ...], # the accepted `format` tag(s)
                  what:str='checkpoint', # what the file should be, for messages
+                 keys:tuple[str, ...]=(), # the entries it must hold
                 ) -> dict:
-    "`torch.load(weights_only=True)` on the CPU, then check it is a dict tagged with `fmt`; every failure is one line."
+    "`torch.load(weights_only=True)` on the CPU, then check it is a dict tagged with `fmt` holding `keys`; every failure is one line."
     path, fmts = Path(path), (fmt,) if isinstance(fmt, str) else tuple(fmt)
-    if not path.is_file(): raise FileNotFoundError(f"no {what} at {path}: expected a file written by Esper")
+    if not path.is_file(): raise MissingFileError(f"no {what} at {path}: expected a file written by Esper")
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise FormatError(f"refusing {what} {path}: not a plain tensor/JSON file ({type(e).__name__})") from None
     got = obj.get('format') if isinstance(obj, dict) else None
     if got not in fmts: raise FormatError(f"{path} is not a {what}: expected format {' or '.join(map(repr, fmts))}, got {got!r}")
+    if missing := [k for k in keys if k not in obj]: raise FormatError(f"{path}: this {what} lacks {', '.join(missing)}; expected a whole file written by Esper")
     return obj
 
 # %% ../nbs/04_io.ipynb #bc4869ed

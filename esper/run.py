@@ -4,13 +4,13 @@
 
 # %% ../nbs/42_run.ipynb #1f9d2b36
 from __future__ import annotations
-import datetime, json, platform, signal, subprocess, threading, time
+import datetime, json, os, platform, signal, subprocess, threading, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Any, Sequence
 import torch
-from .io import save_torch, write_json, load_checked
+from .io import save_torch, write_json, load_checked, DirLock, FormatError, InputError, clean_tmp
 from .contracts.actions import action_names
 from .contracts.schemas import TelemetryEvent, TelemetryEventType as ET, TamiyoPolicy
 from .nissa.config import TelemetryConfig
@@ -77,12 +77,22 @@ class RunCheckpoint:
     @property
     def policy_name(self) -> str: return json.loads(self.state['policy'])['name']
 
+_RUN_KEYS = ('config', 'epoch', 'counters', 'model', 'slots', 'optimizer', 'rng', 'rng_gen', 'tracker', 'diag', 'history', 'signals', 'policy', 'events')
+
 def load_run_checkpoint(path:str|Path, # a run folder or its checkpoint.pt
                        ) -> RunCheckpoint:
-    "Read a run's checkpoint safely (`weights_only=True`, format checked); a missing or unsafe file is a one-line error."
+    "Read a run's checkpoint safely (`weights_only=True`, format and entries checked, config and policy parsed); every failure is one line."
     path = Path(path)
     if path.is_dir(): path = path / 'checkpoint.pt'
-    return RunCheckpoint(path, load_checked(path, CHECKPOINT_FORMAT, 'run checkpoint'))
+    ck = RunCheckpoint(path, load_checked(path, CHECKPOINT_FORMAT, 'run checkpoint', keys=_RUN_KEYS))
+    try: cfg = ck.config
+    except (ValueError, TypeError) as e: raise FormatError(f"{path}: the run's config cannot be read ({e})") from None
+    try: name, events, history = ck.policy_name, json.loads(ck.state['events']), json.loads(ck.state['history'])
+    except (ValueError, TypeError, KeyError) as e: raise FormatError(f"{path}: the policy or events entry is not what Esper writes ({type(e).__name__}: {e})") from None
+    ep = ck.state['epoch']
+    if not isinstance(name, str) or not isinstance(events, list) or not (isinstance(ep, int) and 0 <= ep <= cfg.epochs) or not isinstance(history, list) or len(history) != ep:
+        raise FormatError(f"{path}: policy name, events, history or epoch ({ep!r} of {cfg.epochs}) are not what Esper writes")
+    return ck
 
 # %% ../nbs/42_run.ipynb #81cb0d32
 def _memory(hub) -> MemoryBackend|None: return getattr(hub, 'memory', None)
@@ -96,7 +106,18 @@ def _checkpoint(trainer:Trainer, policy, hub, run_dir:Path) -> None:
     save_torch({'format': CHECKPOINT_FORMAT, **trainer.state_dict(),
                 'policy': json.dumps({'name': policy.name, 'state': policy.state_dict() if hasattr(policy, 'state_dict') else None}),
                 'events': json.dumps([e.to_dict() for e in (mem.events if mem else []) if e.type in LIFECYCLE_EVENTS]),
-                'wandb_run_id': getattr(hub, 'wandb_run_id', None) or ''}, run_dir / 'checkpoint.pt')
+                'wandb_run_id': getattr(hub, 'wandb_run_id', None) or '',
+                'events_bytes': _events_bytes(run_dir)}, run_dir / 'checkpoint.pt')
+
+def _events_bytes(run_dir:Path) -> int:
+    "How long `events.jsonl` is now: what a resume keeps of it (the lines after it belong to epochs the resume runs again)."
+    f = run_dir / 'events.jsonl'
+    return f.stat().st_size if f.exists() else 0
+
+def _trim_events(run_dir:Path, st:dict) -> None:
+    "Cut `events.jsonl` back to where it was at the checkpoint, so a resumed run never logs an epoch twice."
+    f, n = run_dir / 'events.jsonl', st.get('events_bytes')
+    if isinstance(n, int) and f.exists() and f.stat().st_size > n: os.truncate(f, n)
 
 # %% ../nbs/42_run.ipynb #7efc90c8
 @contextmanager
@@ -199,6 +220,7 @@ def run(config:RunConfig, # what to run
     trainer = trainer or Trainer(config, telemetry=tel)  # the data first: a dataset that cannot be read fails before anything is written
     run_dir = start_run_dir(runs_root, (dataset_tag(config.dataset), policy.name, config.seed), config.to_dict(), policy=policy.name,
                             config_hash=config.hash()) if save else None
+    lock = DirLock(run_dir) if run_dir is not None else None
     hub, own = (hub, False) if hub is not None else (_own_hub(config, policy, run_dir, tel), True)
     try:
         trainer.hub, trainer.tel, trainer.stop_requested = hub, tel, False
@@ -208,6 +230,7 @@ def run(config:RunConfig, # what to run
         return _drive(trainer, policy, hub, run_dir, t0)
     finally:
         if own: hub.close()
+        if lock is not None: lock.release()
 
 # %% ../nbs/42_run.ipynb #f99322d7
 def resume(checkpoint:RunCheckpoint|str|Path, # a run folder, its checkpoint.pt, or a loaded `RunCheckpoint`
@@ -219,16 +242,30 @@ def resume(checkpoint:RunCheckpoint|str|Path, # a run folder, its checkpoint.pt,
     t0 = time.perf_counter()
     ck = checkpoint if isinstance(checkpoint, RunCheckpoint) else load_run_checkpoint(checkpoint)
     config, st = ck.config, ck.state
-    if ck.policy_name != policy.name: raise ValueError(f"{ck.path}: this run used policy {ck.policy_name!r}, not {policy.name!r}")
+    if ck.policy_name != policy.name: raise InputError(f"{ck.path}: this run used policy {ck.policy_name!r}, not {policy.name!r}")
     tel = telemetry or TelemetryConfig.from_profile(config.telemetry)
-    hub, own = (hub, False) if hub is not None else (_own_hub(config, policy, ck.run_dir, tel, st.get('wandb_run_id') or None), True)
+    trainer = Trainer(config, telemetry=tel)
+    _restore(trainer, policy, ck)  # every part of the checkpoint loads before anything in the folder changes
+    with DirLock(ck.run_dir):
+        clean_tmp(ck.run_dir); _trim_events(ck.run_dir, st)
+        hub, own = (hub, False) if hub is not None else (_own_hub(config, policy, ck.run_dir, tel, st.get('wandb_run_id') or None), True)
+        try:
+            trainer.hub = hub; trainer.load_state_dict(st)  # again, now wired to the hub
+            mem = _memory(hub)
+            if mem is not None: mem.events.extend(_event_from_dict(e) for e in json.loads(st['events']))
+            return _drive(trainer, policy, hub, ck.run_dir, t0)
+        finally:
+            if own: hub.close()
+
+def _restore(trainer:Trainer, policy, ck:RunCheckpoint) -> None:
+    "Load the trainer's and the policy's state from `ck`; a checkpoint whose parts do not fit its config is a one-line `FormatError`."
+    st = ck.state
     try:
-        trainer = Trainer(config, hub, telemetry=tel)
-        policy.reset(); trainer.load_state_dict(st)
+        with warnings.catch_warnings():  # torch may warn about what it is handed before it refuses it: the refusal is the one line
+            warnings.simplefilter('ignore'); policy.reset(); trainer.load_state_dict(st)
         pol = json.loads(st['policy'])
-        if pol['state'] is not None and hasattr(policy, 'load_state_dict'): policy.load_state_dict(pol['state'])
-        mem = _memory(hub)
-        if mem is not None: mem.events.extend(_event_from_dict(e) for e in json.loads(st['events']))
-        return _drive(trainer, policy, hub, ck.run_dir, t0)
-    finally:
-        if own: hub.close()
+        if pol.get('state') is not None and hasattr(policy, 'load_state_dict'): policy.load_state_dict(pol['state'])
+        [_event_from_dict(e) for e in json.loads(st['events'])]
+    except InputError: raise
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise FormatError(f"{ck.path}: its weights or state do not fit its config ({type(e).__name__}: {str(e).splitlines()[0].rstrip(':')})") from None

@@ -91,3 +91,24 @@ def test_resume_refuses_config_flags(tmp_path):
     assert r.returncode == 0, r.stderr
     r = esper('train', '--resume', str(next(tmp_path.iterdir())), '--epochs', '5')
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'drop the config flags' in r.stderr
+
+
+# ---------------------------------------------------------------- which errors are one line
+
+def test_only_known_error_types_are_one_line_and_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    import esper.cli as cli
+    from esper.io import InputError, WriteError
+    for exc, code in [(InputError('bad value'), 2), (cli.CLIError('esper: bad flag'), 2), (WriteError('cannot write x: disk full'), 1), (KeyboardInterrupt(), 130)]:
+        monkeypatch.setattr(cli, 'cmd_train', lambda args, e=exc: (_ for _ in ()).throw(e))
+        assert cli.main(['train']) == code
+        assert capsys.readouterr().err.count('\n') == 1
+    monkeypatch.setattr(cli, 'cmd_train', lambda args: {}['a bug'])
+    with pytest.raises(KeyError): cli.main(['train'])
+    monkeypatch.setattr(cli, 'cmd_train', lambda args: int('a bug'))  # a ValueError from Esper's own code is a bug too
+    with pytest.raises(ValueError): cli.main(['train'])
+
+def test_a_message_that_quotes_a_multiline_value_is_still_one_line(capsys):
+    from esper.cli import main
+    from esper.io import InputError
+    import esper.cli as cli
+    assert cli._one_line(InputError('a\n  b\n')) == 'error: a b'

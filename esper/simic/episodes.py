@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from ..io import atomic_write, write_json
+from ..io import atomic_write, write_json, clean_tmp, DirLock, FormatError, MissingFileError
 from ..contracts.actions import Decision
 from ..contracts.signals import TrainingSignals
 from .features import obs_from_signals
@@ -154,11 +154,17 @@ def episode_files(path:str|Path) -> list[Path]:
 
 # %% ../../nbs/55_simic.episodes.ipynb #84983609
 def _read_meta(path:Path) -> dict:
-    "Read and check `meta.json`."
+    "Read and check `meta.json`: the format tag, positive `obs_dim` and `n_actions`, and a list of episode entries naming their files."
     try: meta = json.loads(path.read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{path}: unreadable meta.json ({e})") from None
+    except (OSError, ValueError) as e: raise FormatError(f"{path}: unreadable meta.json ({e})") from None
     if not isinstance(meta, dict) or meta.get('format') != FORMAT:
-        raise ValueError(f"{path}: not an Esper episode index (expected format {FORMAT!r})")
+        raise FormatError(f"{path}: not an Esper episode index (expected format {FORMAT!r})")
+    for k in ('obs_dim', 'n_actions'):
+        v = meta.get(k)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): raise FormatError(f"{path}: {k} must be an int >= 1, got {v!r}")
+    eps = meta.get('episodes')
+    if not isinstance(eps, list) or not all(isinstance(e, dict) and isinstance(e.get('file'), str) and _EP.match(e['file']) for e in eps):
+        raise FormatError(f"{path}: 'episodes' must be a list of entries each naming its file ep_XXXXX.npz")
     return meta
 
 def _read_episode(path:Path, obs_dim:int, n_actions:int) -> dict[str, np.ndarray]:
@@ -166,72 +172,108 @@ def _read_episode(path:Path, obs_dim:int, n_actions:int) -> dict[str, np.ndarray
     try:
         with np.load(path, allow_pickle=False) as z: ep = {k: z[k] for k in z.files}
     except ValueError as e:
-        if 'Object arrays' in str(e): raise ValueError(f"{path}: holds an object (pickled) array; episode files must be plain numeric/string arrays") from None
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
-    except Exception as e: raise ValueError(f"{path}: not a readable .npz file, corrupted or truncated ({type(e).__name__}: {e})") from None
+        if 'Object arrays' in str(e): raise FormatError(f"{path}: holds an object (pickled) array; episode files must be plain numeric/string arrays") from None
+        raise FormatError(f"{path}: not a readable .npz file ({e})") from None
+    except Exception as e: raise FormatError(f"{path}: not a readable .npz file, corrupted or truncated ({type(e).__name__}: {e})") from None
     _validate(ep, path, obs_dim, n_actions)
     return ep
 
+_KINDS = {'obs': 'f', 'next_obs': 'f', 'rewards': 'f', 'reward_components': 'f', 'actions': 'i', 'masks': 'b', 'next_masks': 'b',
+          'terminated': 'b', 'truncated': 'b', 'component_names': 'U', 'policy': 'U', 'config_hash': 'U'}
+
+def _kind_ok(a:np.ndarray, kind:str) -> bool:
+    "Does `a` hold numbers ('f'), integers ('i'), booleans or 0/1 ('b'), or strings ('U')?"
+    if kind == 'U': return a.dtype.kind == 'U'
+    if kind == 'i': return a.dtype.kind in 'iu'
+    if kind == 'b': return a.dtype.kind == 'b' or (a.dtype.kind in 'iu' and bool(np.isin(a, (0, 1)).all()))
+    return a.dtype.kind in 'fiu'
+
 def _validate(ep:dict, path, obs_dim:int, n_actions:int) -> None:
-    "Raise a one-line `ValueError` naming `path` if `ep` is not a well-formed episode."
+    "Raise a one-line `FormatError` naming `path` if `ep` is not a well-formed episode."
+    def bad(msg): return FormatError(f"{path}: {msg}")
     missing = [k for k in REQUIRED_KEYS if k not in ep]
-    if missing: raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
+    if missing: raise bad(f"missing key(s) {', '.join(missing)}")
+    for k, kind in _KINDS.items():
+        if not isinstance(ep[k], np.ndarray) or not _kind_ok(ep[k], kind):
+            raise bad(f"{k} has dtype {getattr(ep[k], 'dtype', type(ep[k]).__name__)}, expected {dict(f='numbers', i='integers', b='booleans', U='strings')[kind]}")
+    for k in ('policy', 'config_hash'):
+        if ep[k].ndim != 0: raise bad(f"{k} has shape {ep[k].shape}, expected one string (shape ())")
+    if ep['actions'].ndim != 1 or ep['component_names'].ndim != 1:
+        raise bad(f"actions and component_names must be 1-d, got shapes {ep['actions'].shape} and {ep['component_names'].shape}")
     T = len(ep['actions'])
-    def bad(msg): return ValueError(f"{path}: {msg}")
     if T == 0: raise bad("empty episode (0 steps)")
     for k, shape in (('obs', (T, obs_dim)), ('next_obs', (T, obs_dim)), ('masks', (T, n_actions)), ('next_masks', (T, n_actions)),
-                     ('actions', (T,)), ('rewards', (T,)), ('terminated', (T,)), ('truncated', (T,)),
+                     ('rewards', (T,)), ('terminated', (T,)), ('truncated', (T,)),
                      ('reward_components', (T, len(ep['component_names'])))):
         if ep[k].shape != shape:
             what = 'feature dimension' if k.endswith('obs') else 'mask shape' if 'mask' in k else 'shape'
             raise bad(f"{k} {what} {ep[k].shape}, expected {shape} (obs_dim={obs_dim}, n_actions={n_actions}, {T} steps)")
-    if not np.issubdtype(ep['actions'].dtype, np.integer): raise bad(f"actions have dtype {ep['actions'].dtype}, expected integers")
     a = ep['actions']
     if a.min() < 0 or a.max() >= n_actions: raise bad(f"action {a.max() if a.max() >= n_actions else a.min()} out of range 0..{n_actions - 1}")
     if not ep['masks'].astype(bool)[np.arange(T), a].all(): raise bad(f"action at step {int(np.argmin(ep['masks'].astype(bool)[np.arange(T), a]))} was masked out")
     for k in ('obs', 'next_obs', 'rewards', 'reward_components'):
-        if not np.issubdtype(ep[k].dtype, np.number) or not np.isfinite(ep[k]).all(): raise bad(f"{k} holds non-finite or non-numeric values")
+        if not np.isfinite(ep[k]).all(): raise bad(f"{k} holds non-finite or non-numeric values")
 
 # %% ../../nbs/55_simic.episodes.ipynb #a51fb57e
 class EpisodeWriter:
-    "Appends episodes to a directory as `ep_XXXXX.npz` files plus a `meta.json`, each written atomically."
+    "Appends episodes to a directory as `ep_XXXXX.npz` files plus a `meta.json`, each written atomically; holds the directory's lock."
     def __init__(self, path:str|Path, # the dataset directory (created if missing)
                  obs_dim:int, # length of the observation vector
                  n_actions:int, # size of the discrete action space
                  feature_names:Sequence[str]|None=None, # optional names of the observation entries
                 ):
         self.path, self.obs_dim, self.n_actions = Path(path), int(obs_dim), int(n_actions)
-        self.path.mkdir(parents=True, exist_ok=True)
         meta_path = self.path / 'meta.json'
-        old = _read_meta(meta_path) if meta_path.exists() else None
+        old = _read_meta(meta_path) if meta_path.exists() else None  # a bad index fails before anything is written
         if old and (old['obs_dim'], old['n_actions']) != (self.obs_dim, self.n_actions):
-            raise ValueError(f"{self.path}: holds obs_dim={old['obs_dim']}, n_actions={old['n_actions']}; "
-                             f"cannot append obs_dim={self.obs_dim}, n_actions={self.n_actions}")
-        for t in self.path.glob('*.tmp'): t.unlink()  # leftovers of an interrupted write
+            raise FormatError(f"{self.path}: holds obs_dim={old['obs_dim']}, n_actions={old['n_actions']}; "
+                              f"cannot append obs_dim={self.obs_dim}, n_actions={self.n_actions}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = DirLock(self.path, 'episode folder')
+        clean_tmp(self.path)  # leftovers of an interrupted write
         self.meta = old or dict(format=FORMAT, obs_dim=self.obs_dim, n_actions=self.n_actions, created=time.time(), episodes=[])
         if feature_names is not None: self.meta['feature_names'] = list(feature_names)
-        listed = {e['file'] for e in self.meta['episodes']}
-        for f in episode_files(self.path):  # files that landed after the last meta.json write
-            if f.name not in listed: self.meta['episodes'].append(_summary(f.name, _read_episode(f, self.obs_dim, self.n_actions)))
+        on_disk = {f.name for f in episode_files(self.path)}
+        if lost := [e['file'] for e in self.meta['episodes'] if e['file'] not in on_disk]:
+            raise FormatError(f"{meta_path}: lists {lost[0]} but the file is missing; restore it or remove its entry")
+        listed, before = {e['file'] for e in self.meta['episodes']}, json.dumps(old, sort_keys=True)
+        for f in episode_files(self.path):  # every episode is checked; files that landed after the last meta.json write are listed
+            e = _read_episode(f, self.obs_dim, self.n_actions)
+            if f.name not in listed: self.meta['episodes'].append(_summary(f.name, e))
         files = episode_files(self.path)
         self.next_index = int(_EP.match(files[-1].name)[1]) + 1 if files else 0
+        if json.dumps(self.meta, sort_keys=True) != before: write_json(meta_path, self.meta)  # a loadable dataset from now on, whatever happens next
 
-    def write(self, episode:dict[str, np.ndarray]) -> Path:
-        "Validate and write one episode (as from `EpisodeRecorder.arrays`); return its file."
+    def write(self, episode:dict[str, np.ndarray], # the arrays of one episode (as from `EpisodeRecorder.arrays`)
+              job:str|None=None, # what produced it (e.g. a hash of the command's config), for `done`
+              index:int|None=None, # its index within `job`
+             ) -> Path:
+        "Validate and write one episode, then the index; both atomic, so the folder stays loadable whenever the process dies."
         f = self.path / f"ep_{self.next_index:05d}.npz"
         _validate(episode, f, self.obs_dim, self.n_actions)
+        if job is not None: episode = {**episode, 'job': np.array(job, dtype=np.str_), 'index': np.array(int(index), np.int64)}
         atomic_write(f, lambda h: np.savez(h, **episode))
         self.next_index += 1
         self.meta['episodes'].append(_summary(f.name, episode))
         write_json(self.path / 'meta.json', self.meta)
         return f
 
+    def done(self, job:str) -> set[int]:
+        "The indices of the episodes of `job` already in the folder: what a rerun of the same job skips."
+        return {e['index'] for e in self.meta['episodes'] if e.get('job') == job}
+
+    def close(self) -> None:
+        "Release the folder's lock."
+        self.lock.release()
+
     @property
     def n_episodes(self) -> int: return len(self.meta['episodes'])
 
 def _summary(name:str, ep:dict) -> dict:
-    return dict(file=name, n_steps=int(len(ep['actions'])), ret=float(ep['rewards'].sum()), policy=str(ep['policy']),
-                config_hash=str(ep['config_hash']), terminated=bool(ep['terminated'][-1]))
+    out = dict(file=name, n_steps=int(len(ep['actions'])), ret=float(ep['rewards'].sum()), policy=str(ep['policy']),
+               config_hash=str(ep['config_hash']), terminated=bool(ep['terminated'][-1]))
+    if 'job' in ep and 'index' in ep: out |= dict(job=str(ep['job']), index=int(ep['index']))
+    return out
 
 # %% ../../nbs/55_simic.episodes.ipynb #e48bece8
 def _mask(info:dict, n:int) -> np.ndarray:
@@ -320,15 +362,15 @@ def load_episodes(path:str|Path, # a directory written by `EpisodeWriter`, or on
                  ) -> EpisodeDataset:
     "Load, validate and concatenate logged episodes into an `EpisodeDataset`."
     path = Path(path)
-    if not path.exists(): raise ValueError(f"{path}: no such episode directory or file")
+    if not path.exists(): raise MissingFileError(f"{path}: no such episode directory or file")
     root = path if path.is_dir() else path.parent
     meta = _read_meta(root / 'meta.json') if (root / 'meta.json').exists() else None
-    if meta is None: raise ValueError(f"{root}: no meta.json; expected a directory written by EpisodeWriter")
+    if meta is None: raise FormatError(f"{root}: no meta.json; expected a directory written by EpisodeWriter")
     files = episode_files(root) if path.is_dir() else [path]
-    if not files: raise ValueError(f"{root}: no episode files (ep_XXXXX.npz)")
+    if not files: raise FormatError(f"{root}: no episode files (ep_XXXXX.npz)")
     on_disk = {f.name for f in episode_files(root)}
     lost = [e['file'] for e in meta['episodes'] if e['file'] not in on_disk]
-    if lost: raise ValueError(f"{root}: meta.json lists {lost[0]} but the file is missing")
+    if lost: raise FormatError(f"{root}: meta.json lists {lost[0]} but the file is missing")
     eps = [_read_episode(f, meta['obs_dim'], meta['n_actions']) for f in files]
     names = sorted(set().union(*(e['component_names'].tolist() for e in eps)))
     def comps(e):  # align each episode's components to the union of names

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..io import load_checked, save_torch, seed_everything
+from ..io import load_checked, save_torch, seed_everything, check_config, finite, ConfigError, FormatError
 from ..contracts.actions import Decision
 from ..contracts.schemas import TelemetryEvent, TelemetryEventType
 from ..contracts.signals import TrainingSignals
@@ -74,17 +74,30 @@ class IQLConfig:
     normalize_obs: bool = True # standardise observations with dataset statistics
     log_every: int = 100       # updates between logged metrics
 
+    def __post_init__(self):
+        object.__setattr__(self, 'hidden', tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else self.hidden)
+        pos = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        check_config(self, [('hidden', isinstance(self.hidden, tuple) and len(self.hidden) > 0 and all(map(pos, self.hidden)), 'positive ints, e.g. 256,256'),
+                            ('lr', finite(self.lr, 0, lo_open=True), 'a finite number > 0'), ('batch_size', pos(self.batch_size), 'an int >= 1'),
+                            ('gamma', finite(self.gamma, 0, 1), 'a number in [0, 1]'), ('expectile', finite(self.expectile, 0, 1, True, True), 'a number in (0, 1)'),
+                            ('beta', finite(self.beta, 0), 'a finite number >= 0'), ('max_weight', finite(self.max_weight, 0, lo_open=True), 'a finite number > 0'),
+                            ('polyak', finite(self.polyak, 0, 1, lo_open=True), 'a number in (0, 1]'), ('cql_alpha', finite(self.cql_alpha, 0), 'a finite number >= 0'),
+                            ('grad_clip', finite(self.grad_clip, 0, lo_open=True), 'a finite number > 0'),
+                            ('normalize_obs', isinstance(self.normalize_obs, bool), 'true or false'), ('log_every', pos(self.log_every), 'an int >= 1')])
+
     @classmethod
     def preset(cls, name:str) -> IQLConfig:
         "The named preset `name` (`tiny`, `cartpole`, `morpho`)."
-        if name not in IQL_PRESETS: raise ValueError(f"unknown IQL preset {name!r}: expected one of {', '.join(IQL_PRESETS)}")
+        if name not in IQL_PRESETS: raise ConfigError(f"unknown IQL preset {name!r}: expected one of {', '.join(IQL_PRESETS)}")
         return IQL_PRESETS[name]
 
     def to_dict(self) -> dict: return {**asdict(self), 'hidden': list(self.hidden)}
     @classmethod
     def from_dict(cls, d:dict) -> IQLConfig:
-        "Rebuild from `to_dict()` output (unknown keys are an error)."
-        return cls(**{**d, 'hidden': tuple(d.get('hidden', cls.hidden))})
+        "Rebuild from `to_dict()` output (unknown keys are a `ConfigError`)."
+        if not isinstance(d, dict): raise ConfigError(f"an IQLConfig must be a dict, got {type(d).__name__}")
+        if unknown := sorted(set(d) - set(cls.__dataclass_fields__)): raise ConfigError(f"IQLConfig has unknown field(s) {', '.join(unknown)}: written by another version of Esper?")
+        return cls(**d)
 
 IQL_PRESETS: dict[str, IQLConfig] = {
     'tiny': IQLConfig(hidden=(64, 64), lr=1e-3, batch_size=64, gamma=0.9, log_every=50),
@@ -147,12 +160,20 @@ class IQLPolicy:
     @classmethod
     def load(cls, path:str|Path, greedy:bool=True) -> IQLPolicy:
         "Load a policy written by `save` (`esper.io.load_checked`: plain data only, format checked)."
-        ck = load_checked(path, IQL_FORMAT, 'saved IQL policy')
-        cfg = IQLConfig.from_dict(ck['config'])
-        actor = mlp(ck['obs_dim'], cfg.hidden, ck['n_actions'])
+        ck = load_checked(path, IQL_FORMAT, 'saved IQL policy', keys=('actor', 'obs_mean', 'obs_std', 'config', 'obs_dim', 'n_actions', 'name'))
+        try: cfg = IQLConfig.from_dict(ck['config'])
+        except (ConfigError, TypeError) as e: raise FormatError(f"{path}: its config is not an IQLConfig ({e})") from None
+        D, A = ck['obs_dim'], ck['n_actions']
+        if not all(isinstance(v, int) and v >= 1 for v in (D, A)): raise FormatError(f"{path}: obs_dim and n_actions must be ints >= 1, got {D!r} and {A!r}")
+        for k in ('obs_mean', 'obs_std'):
+            t = ck[k]
+            if not (isinstance(t, torch.Tensor) and t.shape == (D,) and t.isfinite().all()): raise FormatError(f"{path}: {k} must be {D} finite numbers (obs_dim)")
+        if not (ck['obs_std'] > 0).all(): raise FormatError(f"{path}: obs_std must be positive")
+        actor = mlp(D, cfg.hidden, A)
         try: actor.load_state_dict(ck['actor'])
-        except RuntimeError as e: raise ValueError(f"{path}: actor weights do not match config hidden={cfg.hidden} ({str(e).splitlines()[0]})") from None
-        return cls(actor, ck['obs_mean'], ck['obs_std'], cfg, name=ck['name'], greedy=greedy)
+        except (RuntimeError, TypeError, AttributeError) as e: raise FormatError(f"{path}: actor weights do not match config hidden={cfg.hidden}, obs_dim={D}, n_actions={A} ({str(e).splitlines()[0].rstrip(':')})") from None
+        if not all(p.isfinite().all() for p in actor.parameters()): raise FormatError(f"{path}: the actor's weights hold NaN or infinity; retrain the policy")
+        return cls(actor, ck['obs_mean'], ck['obs_std'], cfg, name=str(ck['name']), greedy=greedy)
 
 # %% ../../nbs/56_simic.iql.ipynb #384e0b9e
 class IQLNets(nn.Module):

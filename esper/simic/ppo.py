@@ -4,7 +4,7 @@
 
 # %% ../../nbs/54_simic.ppo.ipynb #168428bb
 from __future__ import annotations
-import time
+import time, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import gymnasium as gym
-from ..io import jsonable, load_checked, rng_state, save_torch, seed_everything, set_rng_state
+from ..io import jsonable, load_checked, rng_state, save_torch, seed_everything, set_rng_state, check_config, finite, ConfigError, FormatError, InputError
 from ..contracts.actions import Decision
 from ..contracts.schemas import TelemetryEvent, TelemetryEventType
 from ..config import RunConfig
@@ -24,7 +24,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'POLICY_FORMATS', 'gae', 'approx_kl', 'explained_variance', 'PPOLoss', 'ppo_loss', 'PPOConfig',
-           'make_vector_env', 'action_masks', 'PPOResult', 'train_ppo', 'load_ppo_policy', 'LearnedTamiyo']
+           'make_vector_env', 'action_masks', 'PPOResult', 'load_resumable', 'train_ppo', 'load_ppo_policy',
+           'LearnedTamiyo']
 
 # %% ../../nbs/54_simic.ppo.ipynb #7191b07e
 def gae(rewards:Tensor, # (T, N) r_t
@@ -124,13 +125,22 @@ class PPOConfig:
 
     def __post_init__(self):
         object.__setattr__(self, 'hidden', tuple(self.hidden))
-        for k in ('n_steps', 'n_minibatches', 'update_epochs', 'checkpoint_every'):
-            if getattr(self, k) < 1: raise ValueError(f"PPOConfig.{k} must be >= 1, got {getattr(self, k)}")
+        pos = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        opt = lambda v, **kw: v is None or finite(v, **kw)
+        check_config(self, [*((k, pos(getattr(self, k)), 'an int >= 1') for k in ('n_steps', 'n_minibatches', 'update_epochs', 'checkpoint_every')),
+                            ('lr', finite(self.lr, 0, lo_open=True), 'a finite number > 0'), ('gamma', finite(self.gamma, 0, 1), 'a number in [0, 1]'),
+                            ('gae_lambda', finite(self.gae_lambda, 0, 1), 'a number in [0, 1]'), ('clip_coef', finite(self.clip_coef, 0, lo_open=True), 'a finite number > 0'),
+                            ('ent_coef', finite(self.ent_coef, 0), 'a finite number >= 0'), ('ent_coef_final', opt(self.ent_coef_final, lo=0), 'none or a finite number >= 0'),
+                            ('vf_coef', finite(self.vf_coef, 0), 'a finite number >= 0'), ('max_grad_norm', finite(self.max_grad_norm, 0, lo_open=True), 'a finite number > 0'),
+                            ('target_kl', opt(self.target_kl, lo=0, lo_open=True), 'none or a finite number > 0'),
+                            ('obs_clip', finite(self.obs_clip, 0, lo_open=True), 'a finite number > 0'),
+                            ('hidden', len(self.hidden) > 0 and all(map(pos, self.hidden)), 'positive ints, e.g. 64,64'),
+                            *((k, isinstance(getattr(self, k), bool), 'true or false') for k in ('anneal_lr', 'norm_adv', 'clip_vloss', 'norm_obs'))])
 
     @classmethod
     def preset(cls, name:str, **overrides) -> PPOConfig:
         "A named preset (`tiny`, `default`, `cartpole`, `morpho`), with `overrides` applied."
-        if name not in _PRESETS: raise ValueError(f"unknown PPO preset {name!r}: expected one of {', '.join(_PRESETS)}")
+        if name not in _PRESETS: raise ConfigError(f"unknown PPO preset {name!r}: expected one of {', '.join(_PRESETS)}")
         return cls(**{**_PRESETS[name], **overrides})
 
 # %% ../../nbs/54_simic.ppo.ipynb #27afe909
@@ -175,7 +185,9 @@ CHECKPOINT_FORMAT = 'esper.ppo/2'
 POLICY_FORMATS = (CHECKPOINT_FORMAT, 'esper.ppo/1')  # what `load_ppo_policy` accepts
 
 def _config_from_dict(d:dict) -> PPOConfig:
-    return PPOConfig(**{f.name: d[f.name] for f in fields(PPOConfig) if f.name in d})
+    if not isinstance(d, dict): raise ConfigError(f"a PPOConfig must be a dict, got {type(d).__name__}")
+    try: return PPOConfig(**{f.name: d[f.name] for f in fields(PPOConfig) if f.name in d})
+    except TypeError as e: raise ConfigError(f"not a valid PPOConfig: {e}") from None
 
 # %% ../../nbs/54_simic.ppo.ipynb #0635ad62
 def _differences(old:Any, new:Any, key:str='') -> dict[str, tuple]:
@@ -187,10 +199,10 @@ def _differences(old:Any, new:Any, key:str='') -> dict[str, tuple]:
 def _check_resume(ck:dict, config:PPOConfig, env_spec:dict|None) -> None:
     "Refuse to resume checkpoint `ck` with another `config`, or another `env_spec` when both are known."
     diff = {k: (v, getattr(config, k)) for k, v in asdict(_config_from_dict(ck['config'])).items() if v != getattr(config, k)}
-    if diff: raise ValueError(f"resume: config differs from the checkpoint's (field: (checkpoint, given)): {diff}")
+    if diff: raise InputError(f"resume: config differs from the checkpoint's (field: (checkpoint, given)): {diff}")
     old = ck.get('env_spec')
     if old is not None and env_spec is not None and old != env_spec:
-        raise ValueError(f"resume: environment differs from the checkpoint's (key: (checkpoint, given)): {_differences(old, env_spec)}")
+        raise InputError(f"resume: environment differs from the checkpoint's (key: (checkpoint, given)): {_differences(old, env_spec)}")
 
 # %% ../../nbs/54_simic.ppo.ipynb #49b9350a
 @dataclass
@@ -230,11 +242,67 @@ def _ppo_update(net:ActorCritic, opt:torch.optim.Optimizer, c:PPOConfig, ent_coe
             'ppo/approx_kl': float(out.approx_kl), 'ppo/clipfrac': float(np.mean(clipfracs)), 'ppo/epochs': float(epoch + 1)}
 
 # %% ../../nbs/54_simic.ppo.ipynb #e6a62d98
+_POLICY_KEYS = ('config', 'net_spec', 'model', 'normalizer', 'action_names', 'global_step', 'update', 'n_envs', 'seed')
+
+def _network(ck:dict, path) -> tuple[ActorCritic, ObsNormalizer]:
+    "The network and normaliser of checkpoint `ck`, checked: a spec, weights and statistics that fit one another; else a `FormatError` naming `path`."
+    spec = ck['net_spec']
+    if not (isinstance(spec, dict) and set(spec) == {'obs_dim', 'n_actions', 'hidden'} and all(isinstance(spec[k], int) and spec[k] >= 1 for k in ('obs_dim', 'n_actions'))
+            and isinstance(spec['hidden'], (list, tuple)) and len(spec['hidden']) > 0 and all(isinstance(h, int) and h >= 1 for h in spec['hidden'])):
+        raise FormatError(f"{path}: net_spec must be {{obs_dim, n_actions, hidden}} of positive ints, got {spec!r}")
+    net = ActorCritic(**spec)
+    try: net.load_state_dict(ck['model'])
+    except (RuntimeError, TypeError, AttributeError) as e: raise FormatError(f"{path}: weights do not fit net_spec {spec} ({str(e).splitlines()[0].rstrip(':')})") from None
+    if not all(p.isfinite().all() for p in net.parameters()): raise FormatError(f"{path}: the network's weights hold NaN or infinity; retrain the policy")
+    st = ck['normalizer']
+    try:
+        if not isinstance(st, dict): raise TypeError(f"a {type(st).__name__}, not a dict")
+        norm = ObsNormalizer.from_state_dict(st)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, RuntimeError) as e: raise FormatError(f"{path}: normalizer is not an ObsNormalizer state ({type(e).__name__}: {e})") from None
+    if norm.rms.mean.shape != (spec['obs_dim'],): raise FormatError(f"{path}: normalizer is for {tuple(norm.rms.mean.shape)} observations, the network for ({spec['obs_dim']},)")
+    if not isinstance(ck['action_names'], list) or len(ck['action_names']) != spec['n_actions']: raise FormatError(f"{path}: action_names must list the {spec['n_actions']} actions")
+    return net, norm
+
+def load_resumable(path:str|Path, # a checkpoint written by `train_ppo`
+                   config:PPOConfig, # the config the run continues with (must equal the checkpoint's)
+                   env_spec:dict|None, # the environment it continues on (compared when both are known)
+                   n_envs:int|None=None, seed:int|None=None, total_steps:int|None=None, # compared when given
+                  ) -> dict:
+    "Read and check a PPO checkpoint for resuming before anything runs: format, entries, the same config, env, envs and seed, weights that load; returns it."
+    ck = load_checked(path, CHECKPOINT_FORMAT, 'resumable PPO checkpoint', keys=(*_POLICY_KEYS, 'optimizer', 'rng', 'episodes', 'history'))
+    if not all(isinstance(ck[k], int) and not isinstance(ck[k], bool) for k in ('n_envs', 'seed', 'update', 'global_step')):
+        raise FormatError(f"{path}: n_envs, seed, update and global_step must be ints")
+    if isinstance(ck['config'], dict) and ck['global_step'] != ck['update'] * ck['n_envs'] * ck['config'].get('n_steps', 0):
+        raise FormatError(f"{path}: global_step {ck['global_step']} is not update × n_envs × n_steps: the file was not written whole by train_ppo")
+    _check_resume(ck, config, env_spec)
+    for k, v in (('n_envs', n_envs), ('seed', seed)):
+        if v is not None and ck[k] != v: raise InputError(f"resume: --{k.replace('_', '-')} {v} differs from the checkpoint's {ck[k]}: resume with the same flags")
+    if total_steps is not None and isinstance(ck['global_step'], int) and total_steps <= ck['global_step']:
+        raise InputError(f"resume: --total-steps {total_steps} is not more than the {ck['global_step']} steps the checkpoint has done: ask for more")
+    ep = ck['episodes']
+    if not (isinstance(ep, dict) and all(isinstance(ep.get(k), list) for k in ('returns', 'lengths', 'steps'))
+            and all(isinstance(v, (int, float)) for k in ('returns', 'lengths', 'steps') for v in ep[k])
+            and isinstance(ck['history'], list) and all(isinstance(h, dict) for h in ck['history'])
+            and all(isinstance(ck[k], int) for k in ('update', 'global_step'))):
+        raise FormatError(f"{path}: episodes, history, update or global_step are not what train_ppo writes")
+    with warnings.catch_warnings():  # torch may warn about junk before it refuses it: the refusal is the one line
+        warnings.simplefilter('ignore'); _check_state(ck, path)
+    return ck
+
+def _check_state(ck:dict, path) -> None:
+    "The network, optimizer and generator states of `ck` load (else a `FormatError` naming `path`)."
+    net, _ = _network(ck, path)
+    try: torch.optim.Adam(net.parameters()).load_state_dict(ck['optimizer'])
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e: raise FormatError(f"{path}: the optimizer state does not fit the network ({e})") from None
+    saved = rng_state()
+    try: set_rng_state(ck['rng'])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e: raise FormatError(f"{path}: rng is not a saved generator state ({type(e).__name__})") from None
+    finally: set_rng_state(saved)
+
 def _resume(path:str|Path, config:PPOConfig, env_spec:dict|None, net:ActorCritic, opt:torch.optim.Optimizer,
             norm:ObsNormalizer) -> tuple[int, int, dict, list]:
-    "Check `path` against `config` and `env_spec`, restore `net`, `opt`, `norm` and the global RNGs; returns `(update, global_step, episodes, history)`."
-    ck = load_checked(path, CHECKPOINT_FORMAT, 'resumable PPO checkpoint')
-    _check_resume(ck, config, env_spec)
+    "Check `path` (`load_resumable`), restore `net`, `opt`, `norm` and the global RNGs; returns `(update, global_step, episodes, history)`."
+    ck = load_resumable(path, config, env_spec)
     net.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); norm.load_state_dict(ck['normalizer'])
     set_rng_state(ck['rng'])
     return ck['update'], ck['global_step'], ck['episodes'], ck['history']
@@ -342,9 +410,10 @@ def train_ppo(make_env:Callable[[], gym.Env], # builds one environment (Discrete
 def load_ppo_policy(path:str|Path, # a checkpoint written by `train_ppo`
                ) -> tuple[ActorCritic, ObsNormalizer, dict[str, Any]]:
     "`(network, normaliser, meta)` from a checkpoint, ready for acting: network in eval mode, normaliser frozen."
-    ck = load_checked(path, POLICY_FORMATS, 'PPO checkpoint')
-    net = ActorCritic(**ck['net_spec']); net.load_state_dict(ck['model']); net.eval()
-    norm = ObsNormalizer.from_state_dict(ck['normalizer']).freeze()
+    ck = load_checked(path, POLICY_FORMATS, 'PPO checkpoint', keys=_POLICY_KEYS)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); net, norm = _network(ck, path)
+    net.eval(); norm.freeze()
     meta = {'config': _config_from_dict(ck['config']), 'env_spec': ck.get('env_spec'), 'action_names': ck['action_names'],
             'global_step': ck['global_step'], 'update': ck['update'], 'n_envs': ck['n_envs'], 'seed': ck['seed'], **ck['net_spec']}
     return net, norm, meta

@@ -31,6 +31,9 @@ class RewardConfig:
         if len(self.stage_potentials) != len(SeedStage):
             raise ValueError(f"stage_potentials needs {len(SeedStage)} values (one per SeedStage), got {len(self.stage_potentials)}")
         if not 0 < self.gamma <= 1: raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        for k in ('acc_scale', 'rent_weight', 'shaping_weight', 'terminal_weight'):
+            if not math.isfinite(getattr(self, k)): raise ValueError(f"RewardConfig.{k} must be a finite number, got {getattr(self, k)}")
+        if not all(math.isfinite(v) for v in self.stage_potentials): raise ValueError(f"stage_potentials must be finite numbers, got {self.stage_potentials}")
         if self.baseline not in (None, 'static'): raise ValueError(f"baseline must be None or 'static', got {self.baseline!r}")
 
     @classmethod
