@@ -113,6 +113,14 @@ def figures(recs, learned):
         ax.imshow(freq, aspect='auto', cmap='Blues', vmin=0, vmax=1)
         ax.set(title=f'{n}: actions by epoch', xlabel='epoch', yticks=range(len(names)), yticklabels=[x.replace('GERMINATE_', 'GERM_') for x in names])
     fig.tight_layout(); fig.savefig(HERE / 'actions.png', dpi=200); plt.close(fig)
+    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(4.2 * len(VARIANTS), 3.2), squeeze=False)
+    cmap = plt.get_cmap('tab20', len(SeedStage))
+    for ax, v in zip(axes[0], VARIANTS):  # the PPO policy's lifecycle: slot 0's stage at each epoch, one row per unseen seed
+        st = np.array([[e[0] for e in r['stage_by_epoch']] for r in recs if r['label'] == 'ppo' and r['variant'] == v])
+        im = ax.imshow(st, aspect='auto', cmap=cmap, vmin=-0.5, vmax=len(SeedStage) - 0.5, interpolation='nearest')
+        ax.set(title=f'PPO on {v}: slot stage by epoch', xlabel='epoch', ylabel='unseen seed', xticks=range(st.shape[1]), xticklabels=range(1, st.shape[1] + 1))
+    cb = fig.colorbar(im, ax=axes[0].tolist(), ticks=range(len(SeedStage))); cb.ax.set_yticklabels([s.name for s in SeedStage], fontsize=7)
+    fig.savefig(HERE / 'ppo_lifecycle.png', dpi=200, bbox_inches='tight'); plt.close(fig)
     h = json.loads((HERE / 'ppo_history.json').read_text())
     ret = np.array(h['returns']); k = 50
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
