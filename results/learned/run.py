@@ -118,17 +118,17 @@ def figures(recs, learned):
     for ax, v in zip(axes[0], VARIANTS):  # the PPO policy's lifecycle: slot 0's stage at each epoch, one row per unseen seed
         st = np.array([[e[0] for e in r['stage_by_epoch']] for r in recs if r['label'] == 'ppo' and r['variant'] == v])
         im = ax.imshow(st, aspect='auto', cmap=cmap, vmin=-0.5, vmax=len(SeedStage) - 0.5, interpolation='nearest')
-        ax.set(title=f'PPO on {v}: slot stage by epoch', xlabel='epoch', ylabel='unseen seed', xticks=range(st.shape[1]), xticklabels=range(1, st.shape[1] + 1))
+        ax.set(title=f'PPO on {v}', xlabel='epoch', ylabel='unseen seed', xticks=range(st.shape[1]), xticklabels=range(1, st.shape[1] + 1))
     cb = fig.colorbar(im, ax=axes[0].tolist(), ticks=range(len(SeedStage))); cb.ax.set_yticklabels([s.name for s in SeedStage], fontsize=7)
-    fig.savefig(HERE / 'ppo_lifecycle.png', dpi=200, bbox_inches='tight'); plt.close(fig)
+    fig.suptitle('slot stage by epoch, one row per unseen seed', y=1.02); fig.savefig(HERE / 'ppo_lifecycle.png', dpi=200, bbox_inches='tight'); plt.close(fig)
     h = json.loads((HERE / 'ppo_history.json').read_text())
     ret = np.array(h['returns']); k = 50
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
     a1.plot(np.arange(k, len(ret) + 1), np.convolve(ret, np.ones(k) / k, 'valid'))
-    a1.set(title='PPO: episode return (mean of 50)', xlabel='episode', ylabel='return (points vs static twin)')
+    a1.set(title='PPO: episode return (mean of 50)', xlabel='episode', ylabel='return (×10 = points vs static twin)')
     up = h['updates']
-    a2.plot([u['step'] for u in up], [u['ppo/explained_variance'] for u in up])
-    a2.set(title="PPO: critic's explained variance", xlabel='env step', ylabel='explained variance')
+    a2.plot(np.arange(1, len(up) + 1), [u['ppo/explained_variance'] for u in up])
+    a2.set(title="PPO: critic's explained variance", xlabel='update (64 env steps each)', ylabel='explained variance', ylim=(-1, 1))
     fig.tight_layout(); fig.savefig(HERE / 'ppo_curves.png', dpi=200); plt.close(fig)
 
 def main():
