@@ -151,4 +151,6 @@ def test_cli_generate_on_the_cluster_address(cluster, local_episodes, tmp_path):
                        capture_output=True, text=True, timeout=300, env={**ENV, 'RAY_AUTH_MODE': 'token'})
     assert r.returncode == 0, r.stderr[-3000:]
     assert '[4/4]' in r.stdout
-    assert same_episodes([dict(np.load(f)) for f in episode_files(out)], local_episodes)
+    saved = [dict(np.load(f)) for f in episode_files(out)]
+    assert [int(e.pop('index')) for e in saved] == [0, 1, 2, 3] and len({str(e.pop('job')) for e in saved}) == 1  # generate's job tags
+    assert same_episodes(saved, local_episodes)
