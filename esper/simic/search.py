@@ -4,9 +4,9 @@
 
 # %% ../../nbs/59_simic.search.ipynb #13023f54
 from __future__ import annotations
-import json, math, os, random
+import json, math, random
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Callable, Sequence
 import numpy as np
 from ..io import write_json
 from ..backends import Backend
