@@ -8,7 +8,7 @@ import json, math, random
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
-from ..io import write_json
+from ..io import InputError, write_json
 from ..backends import Backend
 from ..contracts.actions import BLUEPRINTS, Decision
 from ..tamiyo.baselines import POLICIES, ScheduledPolicy
@@ -93,7 +93,8 @@ def play_job(job:dict) -> dict:
     out = {'label': job.get('label', job['policy']), 'policy': job['policy'], 'variant': info['variant'], 'seed': info['run_seed'],
            'val_acc': float(info['val_acc']), 'test_acc': info.get('test_acc'), 'return': float(sum(s[3] for s in rec.steps)),
            'actions': [s[2] for s in rec.steps], 'params': int(info['params']), 'stages': [int(x) for x in info['signals'].stages],
-           'stage_by_epoch': [[int(h[f'slot{i}/stage']) for i in range(env.config.n_slots)] for h in env.trainer.history]}
+           'stage_by_epoch': [[int(h[f'slot{i}/stage']) for i in range(env.config.n_slots)] for h in env.trainer.history],
+           'env': job['env']}
     if job.get('keep_episode'): out['episode'] = rec.arrays(policy_name(pol), config_hash(env.config.to_dict()))  # the variant's task
     return out
 
@@ -107,6 +108,15 @@ def _record_path(out:Path, r:dict) -> Path:
     name = r['label'].replace('/', '_').replace(':', '=')
     return out / 'records' / f"{name}__{r.get('variant') or 'task'}__{r['seed'] if 'seed' in r else r['run_seed']}.json"
 
+def _kept(out:Path, job:dict) -> bool:
+    "Whether `out` keeps this job's record; one made on another task is refused (records from before the env was stored pass)."
+    p = _record_path(out, job)
+    if not p.exists(): return False
+    env = json.loads(p.read_text()).get('env')
+    if env is not None and json.dumps(env, sort_keys=True) != json.dumps(job['env'], sort_keys=True):
+        raise InputError(f"{p}: kept from another task ({env}); use a fresh output folder for this one ({job['env']})")
+    return True
+
 def run_study_jobs(jobs:Sequence[dict], # evaluation jobs (with `run_seed`)
                    out:str|Path, # the study folder
                    backend:Backend|int=1, # where the jobs run (an int: local worker processes)
@@ -114,7 +124,7 @@ def run_study_jobs(jobs:Sequence[dict], # evaluation jobs (with `run_seed`)
                   ) -> list[dict]:
     "Play the jobs that have no record in `out` yet, keep each record as it finishes; return the records of all `jobs`."
     out = Path(out); (out / 'records').mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs if not _record_path(out, j).exists()]
+    todo = [j for j in jobs if not _kept(out, j)]
     for _, r in as_backend(backend).imap(play_job, todo):  # kept as each finishes
         write_json(_record_path(out, r), r, indent=None)
         if progress: progress(r)
