@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_backends.ipynb #1299d443
 from __future__ import annotations
-import logging, os, socket, sys, tempfile, threading
+import importlib, logging, os, socket, sys, tempfile, threading
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, asdict
@@ -76,7 +76,7 @@ def parse_address(address:str) -> tuple[str, int]:
 # %% ../nbs/08_backends.ipynb #ffdbdfd7
 def _ray():
     "The `ray` module (imported only when a Ray backend runs), or one line saying how to install it."
-    try: import ray
+    try: ray = importlib.import_module('ray')
     except ImportError: raise ImportError("--backend ray needs Ray: pip install 'esper[ray]'") from None
     return ray
 
@@ -85,7 +85,7 @@ def check_address(address:str, # 'auto', 'HOST:PORT' or 'ray://HOST:PORT'
                  ) -> str:
     "The `HOST:PORT` a Ray cluster answers at, found and checked within `timeout` s; else a one-line `ConnectionError`."
     if address == 'auto':
-        from ray._private.services import canonicalize_bootstrap_address  # how `ray.init('auto')` finds a cluster
+        canonicalize_bootstrap_address = importlib.import_module('ray._private.services').canonicalize_bootstrap_address  # how `ray.init('auto')` finds a cluster
         try: found = canonicalize_bootstrap_address('auto')
         except ConnectionError: found = None
         if not found: raise ConnectionError("--address auto: no running Ray cluster found on this machine (start one with `ray start --head`, or pass --address HOST:PORT)")

@@ -163,13 +163,11 @@ def _save_outputs(trainer:Trainer, hub, run_dir:Path, res:RunResult) -> None:
     save_torch(module.state_dict(), run_dir / 'grown_model.pt'); write_json(run_dir / 'grown_model.json', spec)
     mem = _memory(hub)
     if mem is not None:
-        import matplotlib; matplotlib.use('Agg', force=False)
-        import matplotlib.pyplot as plt
         events = [e for e in mem.events if e.type in LIFECYCLE_EVENTS or e.type == ET.EPOCH_COMPLETED]
         title = f"{trainer.config.dataset} / {res.policy} / seed {trainer.config.seed}"
         for name, fig in (('lifecycle.png', plot_lifecycle(events, trainer.config.n_slots, max_epoch=trainer.config.epochs, title=title)),
                           ('curves.png', plot_training_curves([(x['epoch'], x) for x in trainer.history], title=title))):
-            save_figure(fig, run_dir / name); plt.close(fig)
+            save_figure(fig, run_dir / name)  # plain Figures (esper.nissa.plots): no pyplot state to close
     write_json(run_dir / 'result.json', {k: v for k, v in res.to_dict().items() if k != 'history'})
 
 def _finish(trainer:Trainer, policy, hub, run_dir:Path|None, t0:float, interrupted:bool) -> RunResult:

@@ -66,11 +66,11 @@ def test_docs_build_fails_on_a_notebook_error(built):
     assert res.returncode != 0 and 'does_not_exist' in res.stderr, res.stderr[-2000:]
 
 def test_no_cell_mixes_imports_with_other_code():
-    "nbdev runs every cell that imports when it builds the docs: such a cell must hold only imports."
+    "nbdev runs every cell that imports when it builds the docs: such a cell holds only imports (export cells too; an import in a function body counts)."
     bad = []
     for f in NBS:
         for c in code_cells(f):
-            if is_export(c) or not _do_eval(c): continue
+            if not _do_eval(c): continue
             body = [n for n in ast.parse(c.source).body if not isinstance(n, (ast.Import, ast.ImportFrom))]
             if body and any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(ast.parse(c.source))): bad.append(f'{f.name} cell {c.idx_}')
     assert not bad, bad

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 from ..contracts.stages import SeedStage, InvalidTransitionError, check_transition, is_active_stage
 from ..contracts.signals import SlotSignals
-from ..contracts.schemas import (GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport,
-                                     TelemetryEvent, TelemetryEventType)
+from ..contracts.schemas import GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport, TelemetryEvent, TelemetryEventType
 from ..io import jsonable, nan_if_none
 from .blueprints import get_blueprint, LAYOUTS
 from .isolation import AlphaSchedule, incubator_forward, blend_forward

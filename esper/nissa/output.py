@@ -4,7 +4,7 @@
 
 # %% ../../nbs/22_nissa.output.ipynb #0cce5a08
 from __future__ import annotations
-import json, math, netrc, os, sys, time
+import importlib, json, math, netrc, os, struct, sys, time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 from urllib.parse import urlparse
@@ -299,8 +299,7 @@ class WandbBackend:
         self.mode, self.fallback_reason, self.run, self.rows, self._step = resolve_wandb_mode(config.wandb_mode), None, None, [], -1
         self.run_dir, self.stage_rows, self.best_val, self.exit_code = Path(run_dir), [], -math.inf, 0
         if self.mode == 'disabled': return
-        import wandb
-        self._wandb = wandb
+        self._wandb = wandb = importlib.import_module('wandb')  # imported on use: wandb takes seconds to import
         self.run_dir.mkdir(parents=True, exist_ok=True)
         kw = dict(project=config.wandb_project, entity=config.wandb_entity, name=run_name, dir=str(run_dir), id=resume_id,
                   config=jsonable({**run_config, 'telemetry': config.to_dict(), 'stage_names': {s.value: s.name for s in SeedStage}}),
@@ -363,8 +362,7 @@ class WandbBackend:
 def read_wandb_records(path:str|Path, # a run-*.wandb file
                       ) -> list:
     "Every `wandb_internal_pb2.Record` in an offline run file, in order."
-    import struct
-    from wandb.proto import wandb_internal_pb2 as pb
+    pb = importlib.import_module('wandb.proto.wandb_internal_pb2')
     data, B, pos, buf, out = Path(path).read_bytes(), 32768, 7, b'', []
     if data[:4] != b':W&B': raise ValueError(f"{path}: not a W&B run file (header {data[:4]!r}, expected b':W&B')")
     while pos + 7 <= len(data):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 import numpy as np
 import torch
+import matplotlib.pyplot as plt
 from ..io import load_checked, write_json, jsonable
 from ..backends import Backend
 from ..config import RunConfig
@@ -190,7 +191,6 @@ def format_table(rows:list[dict]) -> str:
 # %% ../../nbs/57_simic.evaluate.ipynb #f502e4b6
 def plot_comparison(records:list[dict], rows:list[dict]|None=None):
     "Two panels: test accuracy per run (dots) with the mean ± 95% CI, and mean validation accuracy per epoch."
-    import matplotlib.pyplot as plt
     rows = rows or summarize(records, reference=None)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, r in enumerate(rows):

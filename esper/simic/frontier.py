@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
+import matplotlib.pyplot as plt
 from ..config import RunConfig
 from ..backends import Backend
 from .evaluate import PolicySpec, evaluate, load_records, mean_ci
@@ -128,7 +129,6 @@ def format_study(summary:dict) -> str:
 
 def plot_frontier(recs:list[dict], summary:dict, host:str):
     "The static curves (mean over seeds) and every growth arm as a point, with its paired 95% frontier-margin interval."
-    import matplotlib.pyplot as plt
     unit = float(np.mean([r['train_flops'] for r in recs if r['label'] == host]))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     stems = sorted({a['label'].split('@')[0] for a in summary['arms'] if a['label'].startswith('static_') and '@' in a['label']})
