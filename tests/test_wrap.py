@@ -1,6 +1,6 @@
 """Wrapped hosts: isolation proofs and exact function preservation (float64) on torchvision's ResNet-18 and the ViT host
 for every blueprint of each layout, export → reload, resume on a wrapped host, bad `at=` names."""
-import copy, json, os, signal
+import copy, json
 from pathlib import Path
 import pytest, torch, torchvision
 import torch.nn.functional as F
@@ -16,6 +16,7 @@ from esper.data import load_dataset
 from esper.trainer import Trainer
 from esper.run import run, resume
 from esper.tamiyo.baselines import make_policy
+from test_trainer import InterruptAfter  # the Ctrl-C stand-in the trainer tests use
 
 OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0,
                   g4_max_harm=1., g5_min_contribution=-1., embargo_epochs=2)
@@ -124,18 +125,6 @@ def test_export_reload_gives_the_same_outputs(host, tmp_path):
     assert torch.equal(back(x), m(x)) and torch.equal(net.eval()(x), m(x))
     assert spec['host']['factory'] == f'esper.kasmina.hosts:{host}' and [f['at'] for f in spec['fossils']] == [m.at[1]]
     assert sum(p.numel() for p in back.parameters()) == m.param_count() - sum(p.numel() for p in m.slots[0].parameters())
-
-
-class InterruptAfter:
-    "Wraps a policy and sends SIGINT to this process after `k` decisions."
-    def __init__(self, policy, k): self.policy, self.k, self.n, self.name = policy, k, 0, policy.name
-    def reset(self): self.policy.reset()
-    def state_dict(self): return self.policy.state_dict()
-    def load_state_dict(self, d): self.policy.load_state_dict(d)
-    def decide(self, signals, mask):
-        self.n += 1
-        if self.n == self.k: os.kill(os.getpid(), signal.SIGINT)
-        return self.policy.decide(signals, mask)
 
 
 def test_resume_equals_uninterrupted_on_a_wrapped_host(tmp_path):
