@@ -4,18 +4,29 @@
 
 # %% ../nbs/61_main.ipynb #368ac74f
 from __future__ import annotations
-import importlib, sys
+import importlib, signal, sys, threading
 from typing import Sequence
 
 # %% auto #0
 __all__ = ['main']
 
 # %% ../nbs/61_main.ipynb #6b1d6d0b
+def _import_holding_sigint(name:str # the module to import
+                          ):
+    "Import `name` with SIGINT held; returns `(module, interrupted)`, the module `None` when Ctrl-C came."
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return importlib.import_module(name), False  # only the main thread may set handlers; an ignored SIGINT stays ignored
+    seen = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try: module = importlib.import_module(name)
+    finally: signal.signal(signal.SIGINT, old)
+    return (None, True) if seen else (module, False)
+
 def main(argv:Sequence[str]|None=None, # the arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Run `esper.cli.main(argv)`; a Ctrl-C while it is imported is one line and exit code 130."
-    try: cli = importlib.import_module('esper.cli')
-    except KeyboardInterrupt:
+    cli, interrupted = _import_holding_sigint('esper.cli')
+    if interrupted:
         print('interrupted', file=sys.stderr); return 130
     return cli.main(argv)
 
