@@ -36,6 +36,7 @@ class RunConfig:
     decay_frac: float = 0.3         # wsd: fraction of the steps, at the end, spent decaying
     seed_lr_mult: float = 1.0       # seed learning rate = mult × its schedule's value
     seed_lr_schedule: str = 'host'  # 'host': follow the host's one-cycle; 'own': a fresh one-cycle from germination
+    seed_lr_rule: str = 'fixed'     # 'fixed': seed_lr_mult alone; 'norm_ratio': also × ‖seed weights‖/‖host weights‖ at germination
     warmup_frac: float = 0.2        # fraction of the steps spent warming up to the peak
     momentum: float = 0.9           # SGD (Nesterov) momentum
     weight_decay: float = 5e-4      # SGD weight decay
@@ -45,7 +46,7 @@ class RunConfig:
     augment: bool = False           # random crop and flip on the device
     gate: GateConfig = field(default_factory=GateConfig) # the lifecycle's gate thresholds
     blueprints: tuple[str, ...] = BLUEPRINTS # the blueprint each GERMINATE_* action germinates, in action order
-    incubator_every: int = 1        # a seed in TRAINING learns on one batch in this many (the others skip it)
+    incubator_every: int = 1        # a seed in TRAINING (with a live start: any seed on trial) computes on one batch in this many
     static_seeds: tuple[str|None, ...] = ()  # blueprints fossilized from epoch 0 (a static model of grown size)
     contribution_batch: int = 2000  # validation images used for counterfactual contributions
     telemetry: str = 'standard'     # telemetry profile: minimal, standard or diagnostic
@@ -97,6 +98,7 @@ def _config_errors(c:RunConfig) -> list[str]:
               ('lr', isinstance(c.lr, (int, float)) and 0 < c.lr < math.inf, 'a finite number > 0'),
               ('seed_lr_mult', isinstance(c.seed_lr_mult, (int, float)) and 0 <= c.seed_lr_mult < math.inf, 'a finite number >= 0'),
               ('seed_lr_schedule', c.seed_lr_schedule in ('host', 'own'), "'host' or 'own'"),
+              ('seed_lr_rule', c.seed_lr_rule in ('fixed', 'norm_ratio'), "'fixed' or 'norm_ratio'"),
               ('lr_schedule', c.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"), ('incubator_every', pos(c.incubator_every), 'an int >= 1'),
               ('decay_frac', isinstance(c.decay_frac, (int, float)) and 0 < c.decay_frac <= 1, 'a number in (0, 1]'),
               ('blueprints', len(c.blueprints) == len(BLUEPRINTS) and all(b in BLUEPRINT_REGISTRY and (lay is None or lay in BLUEPRINT_REGISTRY[b].layouts) for b in c.blueprints),

@@ -28,7 +28,7 @@ from .nissa.output import NissaHub
 from .tamiyo.tracker import SignalTracker
 
 # %% auto #0
-__all__ = ['RunInterrupted', 'StepResult', 'Trainer', 'epoch_metrics']
+__all__ = ['RunInterrupted', 'StepResult', 'Trainer', 'weight_norm', 'epoch_metrics']
 
 # %% ../nbs/41_trainer.ipynb #3d3c04ca
 class RunInterrupted(Exception):
@@ -83,6 +83,7 @@ def _build(self:Trainer) -> None:
     self.diag = DiagnosticTracker(self._groups(), d.n_classes, self.tel)
     self.epoch, self.step_count, self.train_flops, self.eval_flops, self.history = 0, 0, 0., 0., []
     self.born: dict[int, int] = {}  # slot -> optimizer step at germination ('own' seed schedule)
+    self.seed_scale: dict[int, float] = {}  # slot -> the seed's learning-rate factor from `seed_lr_rule`
     self.steps_per_epoch = math.ceil(len(d.train_y) / c.batch_size)
     self.host_params, self.host_flops = self.model.param_count(), self.model.flops_per_sample()
 
@@ -115,13 +116,25 @@ def apply(self:Trainer, action:int, # a flat action index (see `esper.contracts.
     if a.op == ActionOp.GERMINATE:
         r = self.model.slots[a.slot].germinate(self.config.blueprints[BLUEPRINTS.index(a.blueprint)], self.epoch)
         info.update(gate=r.message, germinated=r.passed)
-        if r.passed: self.born[a.slot] = self.step_count
+        if r.passed: self.born[a.slot], self.seed_scale[a.slot] = self.step_count, self._seed_scale(a.slot)
     elif a.op == ActionOp.ADVANCE: info['gate'] = self.model.slots[a.slot].advance(self.epoch).message
     elif a.op == ActionOp.CULL: self.model.slots[a.slot].cull('policy decision', self.epoch)
     self._structure_changed()
     return info
 
 # %% ../nbs/41_trainer.ipynb #60e50eb1
+def weight_norm(params) -> float:
+    "Frobenius norm of the weight tensors (two or more dimensions: convolutions, linear layers) among `params`."
+    sq = [p.detach().pow(2).sum() for p in params if p.dim() >= 2]
+    return math.sqrt(float(sum(sq))) if sq else 0.
+
+@patch
+def _seed_scale(self:Trainer, slot:int) -> float:
+    "The learning-rate factor of the seed just germinated at `slot`: 1, or its weights' norm over the host's (`seed_lr_rule='norm_ratio'`)."
+    if self.config.seed_lr_rule == 'fixed': return 1.
+    host = weight_norm(self.model.host_parameters())
+    return weight_norm(self.model.seed_parameters(slot)) / host if host > 0 else 1.
+
 @patch
 def _set_lrs(self:Trainer) -> tuple[float, float]:
     "Set the host's and each seed group's learning rate for the current step; returns the host's and the largest seed's."
@@ -129,7 +142,7 @@ def _set_lrs(self:Trainer) -> tuple[float, float]:
     sched = lambda step, n: lr_at(c.lr_schedule, step, n, c.lr, c.warmup_frac, c.decay_frac)
     host_lr = sched(self.step_count, total)
     own = lambda born: sched(self.step_count - born, total - born)
-    seed_lrs = {i: c.seed_lr_mult * (own(born) if c.seed_lr_schedule == 'own' else host_lr) for i, born in self.born.items()}
+    seed_lrs = {i: c.seed_lr_mult * self.seed_scale.get(i, 1.) * (own(born) if c.seed_lr_schedule == 'own' else host_lr) for i, born in self.born.items()}
     self.opt.set_lr(host_lr, seed_lrs)
     return host_lr, (max(seed_lrs.values()) if seed_lrs else 0.)
 
@@ -299,7 +312,7 @@ def state_dict(self:Trainer) -> dict[str, Any]:
     "Everything needed to continue this run exactly, as tensors and JSON strings."
     js = lambda o: json.dumps(o)
     return {'config': js(self.config.to_dict()), 'host': js(self.model.host_spec()), 'epoch': self.epoch,
-            'counters': js({'step_count': self.step_count, 'train_flops': self.train_flops, 'eval_flops': self.eval_flops, 'born': self.born,
+            'counters': js({'step_count': self.step_count, 'train_flops': self.train_flops, 'eval_flops': self.eval_flops, 'born': self.born, 'seed_scale': self.seed_scale,
                             'host_params': self.host_params, 'host_flops': self.host_flops}),
             'model': self.model.state_dict(), 'slots': js(self.model.slot_states()), 'optimizer': self.opt.state_dict(),
             'rng': rng_state(), 'rng_gen': self.gen.get_state(),
@@ -319,6 +332,7 @@ def load_state_dict(self:Trainer, st:dict) -> TrainingSignals:
     self.step_count, self.train_flops, self.eval_flops = c['step_count'], c['train_flops'], c['eval_flops']
     self.host_params, self.host_flops = c['host_params'], c['host_flops']
     self.born = {int(k): v for k, v in c['born'].items()}
+    self.seed_scale = {int(k): v for k, v in c.get('seed_scale', {}).items()}
     set_rng_state(st['rng']); self.gen.set_state(st['rng_gen'])
     self.tracker.load_state_dict(json.loads(st['tracker'])); self.diag.load_state_dict(json.loads(st['diag']))
     self.history = json.loads(st['history']); self.signals = _signals_from_dict(json.loads(st['signals']))

@@ -1,13 +1,16 @@
 "Growth mechanisms: each keeps the isolation proofs, counts its FLOPs exactly, and is deterministic."
 import copy, math
 import pytest, torch
+from dataclasses import replace
 import torch.nn.functional as F
 from esper.contracts.stages import SeedStage as S
 from esper.config import RunConfig
 from esper.trainer import Trainer
 from esper.kasmina.blueprints import count_flops
 from esper.nissa.output import NissaHub, MemoryBackend
-from test_kasmina import make, batch, host_grads, BPS
+from esper.kasmina.slot import GateConfig
+from esper.kasmina.host import MorphogeneticModel, HostCNN
+from test_kasmina import make, batch, host_grads, BPS, PARAM_BPS
 
 TINY = RunConfig.preset('tiny')
 
@@ -76,3 +79,61 @@ def test_mechanisms_are_deterministic():
         for a in (1, 5, 5, 5, 5, 5): tr.step(a, strict=False)
         hist.append([{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history])
     assert hist[0] == hist[1]
+
+LIVE = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0,
+                  g4_max_harm=1., g5_min_contribution=-1., embargo_epochs=2, start='live')
+
+def _live_model(seed=0):
+    torch.manual_seed(seed)
+    return MorphogeneticModel(HostCNN(1, 5, widths=(4, 8, 8), slots_after=(1,), input_hw=12), LIVE).double()
+
+@pytest.mark.parametrize('bp', BPS)
+@pytest.mark.parametrize('train', [True, False])
+def test_a_live_start_preserves_the_function_exactly(bp, train):
+    "Germinating with a live start changes nothing the network computes (float64, bitwise), in training and eval mode."
+    m = _live_model().train(train); x, _ = batch()
+    before = m(x)
+    assert m.slots[0].germinate(bp, 0).passed
+    assert torch.equal(m(x), before)
+    assert m.slots[0].alpha == 1. and not m.slots[0].isolated
+
+@pytest.mark.parametrize('bp', PARAM_BPS)
+def test_a_live_seed_trains_jointly_and_a_skipped_batch_is_the_seedless_model(bp):
+    "Live: the host's gradient flows through the seed. Skipped (incubating False): host gradients are the seedless model's, the seed gets none."
+    m = _live_model(); assert m.slots[0].germinate(bp, 0).passed
+    with torch.no_grad():
+        for p in m.slots[0].seed.parameters(): p.add_(0.3 * torch.randn_like(p))
+    x, y = batch()
+    bare = copy.deepcopy(m.host)
+    bare.zero_grad(); F.cross_entropy(bare(x), y).backward()
+    live = host_grads(m, lambda: F.cross_entropy(m(x), y))
+    assert all(p.grad is not None for p in m.seed_parameters(0))
+    assert not all(torch.equal(a, p.grad) for a, p in zip(live, bare.parameters()))  # the seed shapes the host's gradient
+    m.slots[0].incubating = False
+    assert torch.equal(m(x), bare(x))
+    skipped = host_grads(m, lambda: F.cross_entropy(m(x), y))
+    assert all(torch.equal(a, p.grad) for a, p in zip(skipped, bare.parameters()))
+    assert all(p.grad is None for p in m.seed_parameters(0))
+
+@pytest.mark.parametrize('every', [1, 3])
+def test_live_trial_flops_count_the_batches_the_seed_ran(every):
+    tr = Trainer(RunConfig.preset('tiny', incubator_every=every, gate=replace(TINY.gate, start='live'))); tr.reset()
+    tr.apply(1)                                 # germinate: live from this epoch on
+    before = tr.train_flops; tr.step(0)
+    m, n, B = tr.model, len(tr.data.train_y), tr.config.batch_size
+    sizes = [min(B, n - i) for i in range(0, n, B)]
+    full, host = count_flops(m, m.host.input_shape), count_flops(m.host, m.host.input_shape)
+    ran = sum(k for i, k in enumerate(sizes) if i % every == 0)
+    assert tr.model.slots[0].stage == S.GERMINATED and full > host
+    assert tr.train_flops - before == 3 * (full * ran + host * (n - ran))
+
+def test_live_start_and_the_norm_ratio_rule_are_deterministic_and_resume_exactly():
+    cfg = RunConfig.preset('tiny', incubator_every=2, seed_lr_rule='norm_ratio', gate=replace(TINY.gate, start='live'))
+    def play(tr, actions):
+        for a in actions: tr.step(a, strict=False)
+        return [{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history]
+    a = Trainer(cfg); a.reset(); ha = play(a, (1, 5, 5, 5, 5, 5))
+    b = Trainer(cfg); b.reset(); play(b, (1, 5))
+    c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
+    assert c.seed_scale == b.seed_scale and 0 < c.seed_scale[0] != 1.
+    assert play(c, (5, 5, 5, 5)) == ha

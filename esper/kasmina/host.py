@@ -111,7 +111,7 @@ def param_count(self:MorphogeneticModel) -> int: return sum(p.numel() for p in s
 def flops_per_sample(self:MorphogeneticModel, input_shape:tuple[int, int, int]|None=None) -> int:
     "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING); cached per structure."
     shape = tuple(input_shape or self.input_shape)
-    key = (shape, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s._override if s._override in (None, 0.) else 'forced')
+    key = (shape, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start, s._override if s._override in (None, 0.) else 'forced')
                     for s in self.slots))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache: cache[key] = count_flops(self, shape)
@@ -195,7 +195,7 @@ def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validatio
 def prefix_flops(self:MorphogeneticModel, k:int, # a slot
                 ) -> int:
     "FLOPs per sample of the network before slot `k` (what a counterfactual pass from that slot on does not repeat); cached per structure."
-    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating) for s in self.slots[:k]))
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start) for s in self.slots[:k]))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache:
         mods = [m for i in range(self.host.slots_after[k] + 1)
@@ -468,7 +468,7 @@ class _Tail(nn.Module):
 def prefix_flops(self:WrappedModel, k:int) -> int:
     "FLOPs per sample before slot `k` (the whole pass minus the tail from slot `k` on); 0 when the host cannot be split."
     if not self.can_split: return 0
-    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating) for s in self.slots))
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start) for s in self.slots))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache: cache[key] = self.flops_per_sample() - count_flops(_Tail(self, k), self.slot_shapes[k])
     return cache[key]

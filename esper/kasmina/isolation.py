@@ -14,7 +14,8 @@ from ..contracts.stages import SeedStage
 from ..contracts.schemas import TelemetryEvent, TelemetryEventType
 
 # %% auto #0
-__all__ = ['ISOLATED_STAGES', 'incubator_forward', 'blend_forward', 'live_forward', 'AlphaSchedule', 'GradientIsolationMonitor']
+__all__ = ['ISOLATED_STAGES', 'incubator_forward', 'blend_forward', 'live_forward', 'AlphaSchedule', 'claims_isolation',
+           'GradientIsolationMonitor']
 
 # %% ../../nbs/11_kasmina.isolation.ipynb #967ebc6e
 def incubator_forward(h:torch.Tensor, # (B,C,H,W) host features
@@ -62,7 +63,12 @@ class AlphaSchedule:
 
 # %% ../../nbs/11_kasmina.isolation.ipynb #952b0275
 ISOLATED_STAGES: frozenset[SeedStage] = frozenset({SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING})
-"Stages in which no gradient may reach the host through the seed."
+"Stages in which no gradient may reach the host through the seed (for a seed that started in the incubator)."
+
+def claims_isolation(s:Any) -> bool:
+    "Whether slot `s` holds a seed whose stage claims isolation: its `isolated` flag when it has one (a `SeedSlot`), else its stage."
+    if s.seed is None: return False
+    return bool(s.isolated) if hasattr(s, 'isolated') else SeedStage(s.stage) in ISOLATED_STAGES
 
 # %% ../../nbs/11_kasmina.isolation.ipynb #c0b4e5dc
 class GradientIsolationMonitor:
@@ -79,7 +85,7 @@ class GradientIsolationMonitor:
     def __enter__(self) -> GradientIsolationMonitor:
         try:
             for s in self.slots:
-                if s.seed is None or SeedStage(s.stage) not in ISOLATED_STAGES: continue
+                if not claims_isolation(s): continue
                 self.grad_sq[s.slot_id] = 0.
                 self._handles.append(s.seed.register_forward_pre_hook(self._pre_hook(s.slot_id)))
                 self._handles += [p.register_hook(self._grad_hook(s.slot_id)) for p in s.seed.parameters() if p.requires_grad]
@@ -130,6 +136,6 @@ def starved(self:GradientIsolationMonitor, slots:Iterable[Any], # the slots now 
            ) -> list[tuple[int, float]]:
     "`(slot_id, gradient norm)` of each seed still isolated whose gradient over the block was 0 or not finite."
     return [(s.slot_id, self.grad_norm(s.slot_id)) for s in slots
-            if s.slot_id in self.grad_sq and s.seed is not None and SeedStage(s.stage) in ISOLATED_STAGES
+            if s.slot_id in self.grad_sq and claims_isolation(s)
             and any(p.requires_grad for p in s.seed.parameters())
             and not 0 < self.grad_norm(s.slot_id) < math.inf]

@@ -16,15 +16,19 @@ from ..contracts.signals import SlotSignals
 from ..contracts.schemas import GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport, TelemetryEvent, TelemetryEventType
 from ..io import jsonable, nan_if_none
 from .blueprints import get_blueprint, LAYOUTS
-from .isolation import AlphaSchedule, incubator_forward, blend_forward
+from .isolation import AlphaSchedule, ISOLATED_STAGES, incubator_forward, blend_forward
 
 # %% auto #0
-__all__ = ['GATE_PRESETS', 'GateConfig', 'SlotOperationError', 'SeedSlot']
+__all__ = ['START_MODES', 'GATE_PRESETS', 'GateConfig', 'SlotOperationError', 'SeedSlot']
 
 # %% ../../nbs/12_kasmina.slot.ipynb #5c1f7038
+START_MODES: tuple[str, ...] = ('incubator', 'live')
+"How a germinated seed starts: in the isolated incubator, or live at once (see *Live start* below)."
+
+# %% ../../nbs/12_kasmina.slot.ipynb #35389ced
 @dataclass(frozen=True, slots=True)
 class GateConfig:
-    "Every threshold the gates G0–G5 use, and the length of the blend and the embargo."
+    "Every threshold the gates G0–G5 use, the length of the blend and the embargo, and how a new seed starts."
     min_training_epochs: int = 2    # G2: incubator epochs before blending
     blend_epochs: int = 3           # G3: blending epochs until α = 1
     alpha_schedule: str = 'linear'  # 'linear', 'cosine' or 'sigmoid'
@@ -34,8 +38,10 @@ class GateConfig:
     g5_min_contribution: float = 0.001 # G5: contribution must be >= this
     embargo_epochs: int = 2         # epochs a culled slot waits before it is DORMANT again
     max_seed_params: int|None = None # G0: largest seed allowed (None: no limit)
+    start: str = 'incubator'        # 'incubator': isolated TRAINING, BLENDING, SHADOWING; 'live': live from germination (function-preserving)
 
     def __post_init__(self):
+        if self.start not in START_MODES: raise ValueError(f"GateConfig.start must be one of {', '.join(START_MODES)}, got {self.start!r}")
         for k in ('min_training_epochs', 'min_shadowing_epochs', 'min_probation_epochs', 'embargo_epochs'):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 0: raise ValueError(f"GateConfig.{k} must be an int >= 0, got {v!r}")
@@ -85,7 +91,7 @@ class SeedSlot(nn.Module):
         self.register_module('seed', None)
         self.reports: list[FieldReport] = []
         self._germinations, self._override = 0, None
-        self.incubating = True  # False: a TRAINING seed skips this batch (the trainer's `incubator_every`)
+        self.incubating = True  # False: a TRAINING seed (or a live start's seed on trial) skips this batch (the trainer's `incubator_every`)
         self._clear()
 
     def _clear(self):
@@ -96,6 +102,14 @@ class SeedSlot(nn.Module):
         self._history: list[tuple[str, int]] = []
 
     def extra_repr(self) -> str: return f"slot_id={self.slot_id}, channels={self.channels}, layout={self.layout}, stage={self.stage.name}, blueprint={self.blueprint}"
+
+    @property
+    def live_start(self) -> bool: return self.gate_config.start == 'live'
+
+    @property
+    def isolated(self) -> bool:
+        "Whether the seed is in a stage that claims gradient isolation (never for a live start)."
+        return self.seed is not None and not self.live_start and self.stage in ISOLATED_STAGES
 
 # %% ../../nbs/12_kasmina.slot.ipynb #fbca3faf
 @patch
@@ -109,7 +123,8 @@ def _enter(self:SeedSlot, stage:SeedStage, epoch:int, kind:TelemetryEventType=Te
     src, self.stage = self.stage, check_transition(self.stage, stage, self.slot_id)
     self.metrics.epochs_in_stage = 0
     self._history.append((stage.name, epoch))
-    if stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
+    if self.live_start and (is_active_stage(stage) or stage == SeedStage.FOSSILIZED): self.alpha = 1.
+    elif stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
     else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
     self._emit(kind, epoch, msg or f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
                seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha, **data)
@@ -181,7 +196,7 @@ def step_epoch(self:SeedSlot, epoch:int, # the epoch that just ended
     if self.seed is not None: m.epochs_total += 1
     if self.stage == SeedStage.BLENDING:
         self._blend_t += 1
-        self.alpha = self.gate_config.schedule()(self._blend_t)
+        self.alpha = 1. if self.live_start else self.gate_config.schedule()(self._blend_t)
     elif self.stage == SeedStage.EMBARGOED and m.epochs_in_stage >= self.gate_config.embargo_epochs:
         self._enter(SeedStage.RESETTING, epoch)
         self._enter(SeedStage.DORMANT, epoch)
@@ -196,12 +211,14 @@ def forward(self:SeedSlot, h:torch.Tensor, # (B,C,H,W) host features
         raise ValueError(f"slot {self.slot_id}: expected {self.channels} channels ({self.layout} features), got input of shape {tuple(h.shape)}")
     seed, s, a = self.seed, self.stage, self._override
     if seed is None: return h
+    live = s in _LIVE or self.live_start
     if a is None:
+        if live: return h if self.live_start and s != SeedStage.FOSSILIZED and not self.incubating else seed(h)
         if s == SeedStage.TRAINING: return incubator_forward(h, seed) if self.incubating else h
         if s == SeedStage.BLENDING or s == SeedStage.SHADOWING: return blend_forward(h, seed, self.alpha)
-        return seed(h) if s in _LIVE else h
+        return h
     if a == 0.: return h
-    if s in _LIVE: return seed(h) if a == 1. else h + a * (seed(h) - h)
+    if live: return seed(h) if a == 1. else h + a * (seed(h) - h)
     return blend_forward(h, seed, a)
 
 # %% ../../nbs/12_kasmina.slot.ipynb #5a4e9125

@@ -1,9 +1,10 @@
 """The growth study: every mechanism against the static frontier on the default preset (paired seeds).
 
 Run from the repository root: `.venv/bin/python results/growth/run.py --phase screen` (3 seeds, every arm), then
-`--phase final` (10 seeds, the static frontier, the baselines and the winner of the screen). Every finished run is
-kept in results/growth/default/records/; rerunning continues where it stopped. Writes summary.json, table.md and
-frontier.png beside the records.
+`--phase final` (10 seeds, the static frontier, the baselines and the winner of the screen), then `--phase long`
+(the 20-epoch variant: its own static frontier, the heuristic and the winner on 5 seeds). Every finished run is
+kept in results/growth/<study>/records/; rerunning continues where it stopped. Each study writes summary.json,
+table.md and frontier.png beside its records; results/growth/summary.json gathers both.
 """
 import argparse, json, os, sys
 from pathlib import Path
@@ -13,8 +14,10 @@ from esper.config import RunConfig
 from esper.simic.evaluate import PolicySpec
 from esper.simic.frontier import static_arms, run_study, load_records, summarize_study, format_study, plot_frontier
 
-OUT = Path(__file__).resolve().parent / 'default'
+HERE = Path(__file__).resolve().parent
+OUT, LONG_OUT = HERE / 'default', HERE / 'long20'
 BASE = RunConfig.preset('default')
+LONG = RunConfig.preset('default', epochs=20)
 MENU_BOTTLENECK = ('bottleneck', 'attention', 'norm', 'depthwise')
 STATIC = static_arms(BASE) + [PolicySpec('static_bottleneck@10ep', 'static', {'static_seeds': ('bottleneck',)}),
                               PolicySpec('static_2slots@10ep', 'static', {'slots_after': (0, 1), 'static_seeds': ('conv_enhance', 'conv_enhance')})]
