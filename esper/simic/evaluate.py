@@ -99,7 +99,8 @@ def _kept(out:Path, job:Job) -> dict|None:
     p = record_path(out, job.spec.label, job.seed)
     if not p.is_file(): return None
     r, want = json.loads(p.read_text()), jsonable(job.config().to_dict())
-    diff = [k for k, v in r.get('config', {}).items() if k in want and v != want[k]]  # a field newer than the record is not a difference
+    have = jsonable(RunConfig.from_dict(r['config']).to_dict()) if 'config' in r else {}  # a field newer than the record takes its default
+    diff = [k for k, v in have.items() if k in want and v != want[k]]
     if diff: raise ValueError(f"{p} was run with another config ({', '.join(diff)} differ): use a new output folder or remove it")
     return r
 

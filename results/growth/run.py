@@ -10,24 +10,35 @@ import argparse, json, os, sys
 from pathlib import Path
 os.environ.setdefault('WANDB_MODE', 'disabled')
 from esper.io import write_json
+from dataclasses import replace
 from esper.config import RunConfig
+from esper.kasmina.slot import GateConfig
 from esper.simic.evaluate import PolicySpec
 from esper.simic.frontier import static_arms, run_study, load_records, summarize_study, format_study, plot_frontier
 
 HERE = Path(__file__).resolve().parent
 OUT, LONG_OUT = HERE / 'default', HERE / 'long20'
-BASE = RunConfig.preset('default')
-LONG = RunConfig.preset('default', epochs=20)
+GATES = GateConfig(min_training_epochs=1, blend_epochs=2, min_shadowing_epochs=1, min_probation_epochs=1)  # the study's lifecycle
+BASE = RunConfig.preset('default', lr_schedule='one_cycle', gate=GATES)  # pinned: the study's task whatever the preset's defaults become
+LONG = replace(BASE, epochs=20)
+LIVE = replace(GATES, start='live')
 MENU_BOTTLENECK = ('bottleneck', 'attention', 'norm', 'depthwise')
 STATIC = static_arms(BASE) + [PolicySpec('static_bottleneck@10ep', 'static', {'static_seeds': ('bottleneck',)}),
                               PolicySpec('static_2slots@10ep', 'static', {'slots_after': (0, 1), 'static_seeds': ('conv_enhance', 'conv_enhance')})]
-GROWTH = [PolicySpec('heuristic', 'heuristic'),
+H0 = {'germinate_at_epoch': 0}  # the heuristic as the study ran it: the first seed at epoch 0
+GROWTH = [PolicySpec('heuristic', 'heuristic', {}, H0),
           PolicySpec('periodic', 'periodic'),
-          PolicySpec('heuristic+incubator4', 'heuristic', {'incubator_every': 4}),
-          PolicySpec('heuristic+wsd', 'heuristic', {'lr_schedule': 'wsd'}),
-          PolicySpec('heuristic+seedlr2', 'heuristic', {'seed_lr_mult': 2.0}),
-          PolicySpec('heuristic+bottleneck', 'heuristic', {'blueprints': MENU_BOTTLENECK}),
-          PolicySpec('heuristic+2slots', 'heuristic', {'slots_after': (0, 1)}, {'max_active_seeds': 2})]
+          PolicySpec('heuristic+incubator4', 'heuristic', {'incubator_every': 4}, H0),
+          PolicySpec('heuristic+wsd', 'heuristic', {'lr_schedule': 'wsd'}, H0),
+          PolicySpec('heuristic+seedlr2', 'heuristic', {'seed_lr_mult': 2.0}, H0),
+          PolicySpec('heuristic+normlr', 'heuristic', {'seed_lr_rule': 'norm_ratio'}, H0),
+          PolicySpec('heuristic+bottleneck', 'heuristic', {'blueprints': MENU_BOTTLENECK}, H0),
+          PolicySpec('heuristic+2slots', 'heuristic', {'slots_after': (0, 1)}, {**H0, 'max_active_seeds': 2}),
+          PolicySpec('heuristic+live@2', 'heuristic', {'gate': LIVE}, {'germinate_at_epoch': 2}),
+          PolicySpec('heuristic+live@2+wsd', 'heuristic', {'gate': LIVE, 'lr_schedule': 'wsd'}, {'germinate_at_epoch': 2}),
+          PolicySpec('heuristic+live+skip2', 'heuristic', {'gate': LIVE, 'incubator_every': 2}, H0),
+          PolicySpec('heuristic+live+skip4', 'heuristic', {'gate': LIVE, 'incubator_every': 4}, H0),
+          PolicySpec('heuristic+live+skip2+wsd', 'heuristic', {'gate': LIVE, 'incubator_every': 2, 'lr_schedule': 'wsd'}, H0)]
 FINAL_OF = {'heuristic+bottleneck': 'static_bottleneck@10ep', 'heuristic+2slots': 'static_2slots@10ep', '*': 'static_grown@10ep'}
 HOST = 'static_host@10ep'
 
