@@ -9,8 +9,9 @@ from esper.trainer import Trainer
 from esper.kasmina.blueprints import count_flops
 from esper.nissa.output import NissaHub, MemoryBackend
 from esper.kasmina.slot import GateConfig
-from esper.kasmina.host import MorphogeneticModel, HostCNN
-from test_kasmina import make, batch, host_grads, BPS, PARAM_BPS
+from esper.kasmina.host import MorphogeneticModel, HostCNN, MorphoOptimizer
+from esper.kasmina.blueprints import get_blueprint, seed_sizes
+from test_kasmina import make, batch, host_grads, reference_forward, to_stage, BPS, PARAM_BPS, OPEN, ORDER
 
 TINY = RunConfig.preset('tiny')
 
@@ -136,4 +137,73 @@ def test_live_start_and_the_norm_ratio_rule_are_deterministic_and_resume_exactly
     b = Trainer(cfg); b.reset(); play(b, (1, 5))
     c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
     assert c.seed_scale == b.seed_scale and 0 < c.seed_scale[0] != 1.
+    assert play(c, (5, 5, 5, 5)) == ha
+
+WIDEN = [b for b in BPS if b in ('conv_enhance', 'separable')]
+NARROW = replace(OPEN, seed_widths=(0.25, 0.5, 0.5, 1., 1.))
+
+def _narrow(bp, start='incubator', seed=0):
+    "A float64 model whose slot-0 seed is born at a quarter width (and perturbed, so it is not the identity)."
+    torch.manual_seed(seed)
+    m = MorphogeneticModel(HostCNN(1, 5, widths=(4, 8, 8), slots_after=(1,), input_hw=12), replace(NARROW, start=start)).double()
+    assert m.slots[0].germinate(bp, 0).passed
+    with torch.no_grad():
+        for p in m.slots[0].seed.parameters(): p.add_(0.3 * torch.randn_like(p))
+    return m
+
+@pytest.mark.parametrize('bp', WIDEN)
+@pytest.mark.parametrize('start', ['incubator', 'live'])
+@pytest.mark.parametrize('train', [True, False])
+def test_every_widening_preserves_the_function_exactly(bp, start, train):
+    m = _narrow(bp, start).train(train); s = m.slots[0]; x, _ = batch()
+    full = get_blueprint(bp).hidden(8)
+    seen = [s.seed.hidden]
+    for stage in ORDER[1:]:
+        with torch.no_grad():
+            for p in s.seed.parameters(): p.add_(0.05 * torch.randn_like(p))
+        with s.override_alpha(1.): before = m(x)  # what the seed computes, whatever the stage shows
+        to_stage(s, stage)
+        with s.override_alpha(1.): assert torch.equal(m(x), before)
+        seen.append(s.seed.hidden)
+    assert seen == [full // 4, full // 2, full // 2, full, full, full]
+    assert s.metrics.params == get_blueprint(bp).param_count(8) == sum(p.numel() for p in s.seed.parameters())
+
+@pytest.mark.parametrize('bp', WIDEN)
+def test_a_narrow_seed_keeps_the_isolation_proofs(bp):
+    "TRAINING: host gradients equal the seedless model's; BLENDING: equal those with the seed's output fed in as a constant."
+    m = _narrow(bp); to_stage(m.slots[0], S.TRAINING); x, y = batch()
+    bare = copy.deepcopy(m.host); bare.zero_grad(); F.cross_entropy(bare(x), y).backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(host_grads(m, lambda: F.cross_entropy(m(x), y)), bare.parameters()))
+    assert sum(float(p.grad.abs().sum()) for p in m.seed_parameters(0)) > 0
+    to_stage(m.slots[0], S.BLENDING)
+    g = host_grads(m, lambda: F.cross_entropy(m(x), y))
+    assert all(torch.equal(a, b) for a, b in zip(g, host_grads(m, lambda: F.cross_entropy(reference_forward(m, x, 'const'), y))))
+
+def test_widening_keeps_the_seed_groups_momentum_and_adds_the_new_units():
+    m = _narrow('conv_enhance').float(); s = m.slots[0]
+    opt = MorphoOptimizer(m, lr=0.1, seed_lr=0.1); to_stage(s, S.TRAINING); opt.sync()
+    x, y = batch(); x = x.float()
+    opt.zero_grad(); F.cross_entropy(m(x), y).backward(); opt.step()
+    old = list(s.seed.parameters()); bufs = [opt.optimizer.state[p]['momentum_buffer'].clone() for p in old]
+    to_stage(s, S.SHADOWING); opt.sync()
+    group = opt.group('seed0')['params']
+    assert len(group) > len(old) and all(any(q is p for q in group) for p in old)
+    assert all(torch.equal(opt.optimizer.state[p]['momentum_buffer'], b) for p, b in zip(old, bufs))
+
+def test_progressive_width_in_a_run_counts_flops_exactly_and_resumes_exactly():
+    cfg = RunConfig.preset('tiny', gate=replace(TINY.gate, start='live', seed_widths=(0.25, 0.5, 1., 1., 1.)))
+    tr = Trainer(cfg); tr.reset(); tr.apply(1)
+    before = tr.train_flops; tr.step(0)
+    m, n = tr.model, len(tr.data.train_y)
+    assert tr.train_flops - before == 3 * n * count_flops(m, m.host.input_shape)
+    C, H, W = m.host.slot_shapes()[0]; bp = get_blueprint('conv_enhance')
+    assert m.slots[0].seed.hidden == bp.hidden(C) // 4 == 4
+    assert count_flops(m, m.host.input_shape) == count_flops(m.host, m.host.input_shape) + bp.flops(C, H, W, 4) < count_flops(m.host, m.host.input_shape) + bp.flops(C, H, W)
+    def play(t, actions):
+        for a in actions: t.step(a, strict=False)
+        return [{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in t.history]
+    a = Trainer(cfg); a.reset(); ha = play(a, (1, 5, 5, 5, 5, 5))
+    b = Trainer(cfg); b.reset(); play(b, (1, 5))
+    c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
+    assert seed_sizes(c.model.slots[0].seed) == seed_sizes(b.model.slots[0].seed) == [4, 4]
     assert play(c, (5, 5, 5, 5)) == ha

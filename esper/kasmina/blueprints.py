@@ -7,13 +7,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing import Callable, Sequence
 from ..contracts.schemas import Blueprint
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'BLUEPRINT_REGISTRY', 'TOKEN_BLUEPRINTS', 'count_flops', 'ResidualSeed', 'SqueezeExcite', 'NoopBlueprint',
-           'ConvEnhanceBlueprint', 'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint', 'BottleneckBlueprint',
-           'SeparableBlueprint', 'SelfAttention', 'MLPBlueprint', 'SelfAttentionBlueprint', 'TokenNormBlueprint',
-           'get_blueprint', 'blueprints_for']
+           'WidenableSeed', 'ConvEnhanceBlueprint', 'AttentionBlueprint', 'NormBlueprint', 'DepthwiseBlueprint',
+           'BottleneckBlueprint', 'SeparableBlueprint', 'SelfAttention', 'MLPBlueprint', 'SelfAttentionBlueprint',
+           'TokenNormBlueprint', 'get_blueprint', 'blueprints_for', 'build_seed', 'widenable_blueprints', 'seed_sizes']
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #53a6ad33
 LAYOUTS: tuple[str, ...] = ('BCHW', 'BTD')
@@ -85,15 +86,57 @@ class NoopBlueprint:
     def flops(self, channels:int, *spatial:int) -> int: return 0
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #769d68af
+class WidenableSeed(nn.Module):
+    "`h + BN(Σₖ branchₖ(h))`: a residual block whose hidden units come in chunks; `widen(n)` adds n units without changing its output."
+    def __init__(self, channels:int, # C, the features at the slot
+                 make_branch:Callable[[int, int], nn.Sequential], # `(C, n) ->` the path through n hidden units, ending in a convolution back to C
+                 sizes:Sequence[int], # hidden units per chunk, the first chunk first
+                ):
+        super().__init__()
+        if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes): raise ValueError(f"sizes must be positive ints, got {sizes!r}")
+        self.channels, self._make = channels, make_branch
+        self.branches = nn.ModuleList([make_branch(channels, sizes[0])])
+        self.norm = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.norm.weight); nn.init.zeros_(self.norm.bias)  # a new seed is exactly the identity
+        for n in sizes[1:]: self.widen(n)
+
+    @property
+    def sizes(self) -> list[int]: return [b[-1].in_channels for b in self.branches]
+    @property
+    def hidden(self) -> int: return sum(self.sizes)
+
+    def widen(self, n:int) -> None:
+        "Add `n` hidden units whose outgoing weights are zero: the output is unchanged."
+        b = self._make(self.channels, n)
+        nn.init.zeros_(b[-1].weight)
+        ref = self.norm.weight
+        self.branches.append(b.to(device=ref.device, dtype=ref.dtype).train(self.training))
+
+    def forward(self, h:torch.Tensor) -> torch.Tensor:
+        s = self.branches[0](h)
+        for b in self.branches[1:]: s = s + b(h)
+        return h + self.norm(s)
+
+def _conv_branch(C:int, n:int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(C, n, 3, padding=1, bias=False), nn.BatchNorm2d(n), nn.ReLU(), nn.Conv2d(n, C, 3, padding=1, bias=False))
+
+def _separable_branch(C:int, n:int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(C, n, 1, bias=False), nn.BatchNorm2d(n), nn.ReLU(),
+                         nn.Conv2d(n, n, 3, padding=1, groups=n, bias=False), nn.BatchNorm2d(n), nn.ReLU(), nn.Conv2d(n, C, 1, bias=False))
+
+# %% ../../nbs/10_kasmina.blueprints.ipynb #7125c681
 class ConvEnhanceBlueprint:
     "A residual conv block `C → 2C → C` (two 3×3 convolutions with BatchNorm), the last BN zero-initialised."
     name, control, layouts = 'conv_enhance', False, ('BCHW',)
-    def build(self, channels:int) -> nn.Module:
+    def build(self, channels:int, sizes:Sequence[int]|None=None) -> nn.Module:
+        "The block; with `sizes`, a `WidenableSeed` whose hidden units come in chunks of these sizes."
         C = _check_channels(channels)
+        if sizes is not None: return WidenableSeed(C, _conv_branch, sizes)
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, 2*C, 3, padding=1, bias=False), nn.BatchNorm2d(2*C), nn.ReLU(),
                                           nn.Conv2d(2*C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)))
-    def param_count(self, channels:int) -> int: return 36 * channels**2 + 6 * channels
-    def flops(self, channels:int, height:int, width:int) -> int: return 72 * channels**2 * height * width
+    def hidden(self, channels:int) -> int: return 2 * channels
+    def param_count(self, channels:int, hidden:int|None=None) -> int: H = hidden or 2 * channels; return 18 * channels * H + 2 * H + 2 * channels
+    def flops(self, channels:int, height:int, width:int, hidden:int|None=None) -> int: return 36 * channels * (hidden or 2 * channels) * height * width
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #2e5a9642
 class AttentionBlueprint:
@@ -141,13 +184,16 @@ class BottleneckBlueprint:
 class SeparableBlueprint:
     "An inverted residual: 1×1 expansion to 2C, depthwise 3×3, 1×1 projection back to C (BatchNorm after each, the last zero-initialised)."
     name, control, layouts = 'separable', False, ('BCHW',)
-    def build(self, channels:int) -> nn.Module:
+    def build(self, channels:int, sizes:Sequence[int]|None=None) -> nn.Module:
+        "The block; with `sizes`, a `WidenableSeed` whose expansion channels come in chunks of these sizes."
         C = _check_channels(channels); e = 2 * C
+        if sizes is not None: return WidenableSeed(C, _separable_branch, sizes)
         return ResidualSeed(nn.Sequential(nn.Conv2d(C, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(),
                                           nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False), nn.BatchNorm2d(e), nn.ReLU(),
                                           nn.Conv2d(e, C, 1, bias=False), nn.BatchNorm2d(C)))
-    def param_count(self, channels:int) -> int: C, e = channels, 2 * channels; return 2 * C * e + 13 * e + 2 * C
-    def flops(self, channels:int, height:int, width:int) -> int: C, e = channels, 2 * channels; return (4 * C * e + 18 * e) * height * width
+    def hidden(self, channels:int) -> int: return 2 * channels
+    def param_count(self, channels:int, hidden:int|None=None) -> int: C, e = channels, hidden or 2 * channels; return 2 * C * e + 13 * e + 2 * C
+    def flops(self, channels:int, height:int, width:int, hidden:int|None=None) -> int: C, e = channels, hidden or 2 * channels; return (4 * C * e + 18 * e) * height * width
 
 # %% ../../nbs/10_kasmina.blueprints.ipynb #1758207b
 class SelfAttention(nn.Module):
@@ -221,3 +267,22 @@ def blueprints_for(layout:str, # 'BCHW' or 'BTD'
                   ) -> list[str]:
     "Names of the blueprints that take `layout`."
     return [n for n, b in BLUEPRINT_REGISTRY.items() if layout in b.layouts]
+
+def build_seed(name:str, # a key of `BLUEPRINT_REGISTRY`
+               channels:int, # features at the slot
+               layout:str|None=None, # the slot's layout (None: any)
+               sizes:Sequence[int]|None=None, # the chunks of a widenable seed (None: the ordinary block)
+              ) -> nn.Module:
+    "A new seed of blueprint `name`; with `sizes`, a `WidenableSeed` (only blueprints with a `hidden` width widen)."
+    bp = get_blueprint(name, layout)
+    if sizes is None: return bp.build(channels)
+    if not hasattr(bp, 'hidden'): raise ValueError(f"blueprint {name!r} cannot widen; these can: {', '.join(widenable_blueprints())}")
+    return bp.build(channels, sizes)
+
+def widenable_blueprints() -> list[str]:
+    "Names of the blueprints whose seeds can be born narrow and widened (`WidenableSeed`)."
+    return [n for n, b in BLUEPRINT_REGISTRY.items() if hasattr(b, 'hidden')]
+
+def seed_sizes(seed:nn.Module|None) -> list[int]|None:
+    "The chunk sizes of a widenable seed, None for any other (how a checkpoint or an export rebuilds it)."
+    return seed.sizes if isinstance(seed, WidenableSeed) else None

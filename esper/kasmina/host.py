@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ..contracts.stages import SeedStage, is_active_stage
-from .blueprints import get_blueprint, count_flops
+from .blueprints import get_blueprint, build_seed, seed_sizes, count_flops
 from .slot import GateConfig, SeedSlot
 
 # %% auto #0
@@ -111,7 +111,7 @@ def param_count(self:MorphogeneticModel) -> int: return sum(p.numel() for p in s
 def flops_per_sample(self:MorphogeneticModel, input_shape:tuple[int, int, int]|None=None) -> int:
     "FLOPs of one forward pass on one sample as the model is now (seeds that run count, also in TRAINING); cached per structure."
     shape = tuple(input_shape or self.input_shape)
-    key = (shape, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start, s._override if s._override in (None, 0.) else 'forced')
+    key = (shape, *((s.seed is not None, int(s.stage), s.blueprint, tuple(seed_sizes(s.seed) or ()), s.incubating, s.live_start, s._override if s._override in (None, 0.) else 'forced')
                     for s in self.slots))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache: cache[key] = count_flops(self, shape)
@@ -195,7 +195,7 @@ def measure_contributions(self:MorphogeneticModel, x:torch.Tensor, # a validatio
 def prefix_flops(self:MorphogeneticModel, k:int, # a slot
                 ) -> int:
     "FLOPs per sample of the network before slot `k` (what a counterfactual pass from that slot on does not repeat); cached per structure."
-    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start) for s in self.slots[:k]))
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, tuple(seed_sizes(s.seed) or ()), s.incubating, s.live_start) for s in self.slots[:k]))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache:
         mods = [m for i in range(self.host.slots_after[k] + 1)
@@ -221,8 +221,8 @@ class MorphoOptimizer:
 # %% ../../nbs/13_kasmina.host.ipynb #5fe89de9
 @patch
 def sync(self:MorphoOptimizer) -> None:
-    "Add groups for new seeds, drop culled seeds' groups and state, move fossils into `host` with their state."
-    sig = tuple((s.stage, s.seed_id) for s in self.model.slots)
+    "Add groups for new seeds, drop culled seeds' groups and state, add a widened seed's new units, move fossils into `host` with their state."
+    sig = tuple((s.stage, s.seed_id, tuple(seed_sizes(s.seed) or ())) for s in self.model.slots)
     if sig == self._sig: return
     opt = self.optimizer
     for i, s in enumerate(self.model.slots):
@@ -233,6 +233,7 @@ def sync(self:MorphoOptimizer) -> None:
             opt.param_groups[:] = [x for x in opt.param_groups if x is not g]; g = None  # by identity: == would compare tensors
         if live and g is None:
             opt.add_param_group({'params': list(s.seed.parameters()), 'name': f'seed{i}', 'seed_id': s.seed_id, 'lr': self.seed_lr})
+        elif live: g['params'] = list(s.seed.parameters())  # a seed that widened: its new units join, the others keep their state
     self.group('host')['params'] = self.model.host_parameters()
     opt.param_groups.sort(key=lambda g: -1 if g['name'] == 'host' else int(g['name'][4:]))
     self._sig = sig
@@ -281,7 +282,7 @@ class GrownCNN(nn.Module):
         h = spec['host']
         self.in_channels = h['in_channels']
         self.blocks = nn.ModuleList(_block(c, w) for c, w in zip([h['in_channels']] + h['widths'][:-1], h['widths']))
-        self.fossils = nn.ModuleDict({str(f['after_block']): get_blueprint(f['blueprint']).build(f['channels']) for f in spec['fossils']})
+        self.fossils = nn.ModuleDict({str(f['after_block']): build_seed(f['blueprint'], f['channels'], sizes=f.get('sizes')) for f in spec['fossils']})
         self.head = nn.Linear(h['widths'][-1], h['n_classes'])
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
@@ -308,7 +309,8 @@ def load_export(spec:dict[str, Any], # the JSON spec from `export()`
 def export(self:MorphogeneticModel) -> tuple[GrownCNN, dict[str, Any]]:
     "The grown network (host + fossils) as a plain module with copied weights, and its JSON spec."
     fossils = [{'slot': i, 'after_block': self.host.slots_after[i], 'blueprint': self.slots[i].blueprint,
-                'channels': self.slots[i].channels, 'seed_id': self.slots[i].seed_id} for i in self.fossil_slots()]
+                'channels': self.slots[i].channels, 'seed_id': self.slots[i].seed_id,
+                **({'sizes': z} if (z := seed_sizes(self.slots[i].seed)) else {})} for i in self.fossil_slots()]
     spec = {'format': EXPORT_FORMAT, 'host': self.host.config(), 'fossils': fossils,
             'params': self.host_param_count() + sum(p.numel() for i in self.fossil_slots() for p in self.slots[i].seed.parameters())}
     sd = dict(self.host.state_dict())
@@ -468,7 +470,7 @@ class _Tail(nn.Module):
 def prefix_flops(self:WrappedModel, k:int) -> int:
     "FLOPs per sample before slot `k` (the whole pass minus the tail from slot `k` on); 0 when the host cannot be split."
     if not self.can_split: return 0
-    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, s.incubating, s.live_start) for s in self.slots))
+    key = ('prefix', k, *((s.seed is not None, int(s.stage), s.blueprint, tuple(seed_sizes(s.seed) or ()), s.incubating, s.live_start) for s in self.slots))
     cache = self.__dict__.setdefault('_flops_cache', {})
     if key not in cache: cache[key] = self.flops_per_sample() - count_flops(_Tail(self, k), self.slot_shapes[k])
     return cache[key]
@@ -490,7 +492,7 @@ def _grown_module(spec:dict[str, Any], host:nn.Module|None) -> nn.Module:
         h = spec.get('host') or {}
         if not h.get('factory'): raise ValueError("this export's spec names no host factory: pass host=<a fresh instance of the network>")
         host = resolve_factory(h['factory'])(**h.get('kwargs', {}))
-    seeds = [get_blueprint(f['blueprint'], f['layout']).build(f['channels']) for f in spec['fossils']]
+    seeds = [build_seed(f['blueprint'], f['channels'], f['layout'], f.get('sizes')) for f in spec['fossils']]
     return _graft(host, spec['fossils'], seeds)
 
 # %% ../../nbs/13_kasmina.host.ipynb #abc7fe5a
@@ -501,7 +503,8 @@ def export(self:WrappedModel) -> tuple[nn.Module, dict[str, Any]]:
     for m in net.modules():  # ...and are removed
         for k in [k for k, h in m._forward_hooks.items() if isinstance(h, _SlotHook)]: del m._forward_hooks[k]
     fossils = [{'slot': i, 'at': self.at[i], 'blueprint': self.slots[i].blueprint, 'channels': self.slots[i].channels,
-                'layout': self.slots[i].layout, 'seed_id': self.slots[i].seed_id} for i in self.fossil_slots()]
+                'layout': self.slots[i].layout, 'seed_id': self.slots[i].seed_id,
+                **({'sizes': z} if (z := seed_sizes(self.slots[i].seed)) else {})} for i in self.fossil_slots()]
     _graft(net, fossils, [copy.deepcopy(self.slots[f['slot']].seed) for f in fossils])
     spec = {'format': WRAPPED_FORMAT, 'host': self.spec, 'input_shape': list(self.input_shape), 'fossils': fossils,
             'params': sum(p.numel() for p in net.parameters())}

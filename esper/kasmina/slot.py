@@ -15,7 +15,7 @@ from ..contracts.stages import SeedStage, InvalidTransitionError, check_transiti
 from ..contracts.signals import SlotSignals
 from ..contracts.schemas import GateLevel, GateResult, GATE_FOR_STAGE, SeedMetrics, FieldReport, TelemetryEvent, TelemetryEventType
 from ..io import jsonable, nan_if_none
-from .blueprints import get_blueprint, LAYOUTS
+from .blueprints import get_blueprint, build_seed, seed_sizes, LAYOUTS
 from .isolation import AlphaSchedule, ISOLATED_STAGES, incubator_forward, blend_forward
 
 # %% auto #0
@@ -24,6 +24,7 @@ __all__ = ['START_MODES', 'GATE_PRESETS', 'GateConfig', 'SlotOperationError', 'S
 # %% ../../nbs/12_kasmina.slot.ipynb #5c1f7038
 START_MODES: tuple[str, ...] = ('incubator', 'live')
 "How a germinated seed starts: in the isolated incubator, or live at once (see *Live start* below)."
+_TRIAL = (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.SHADOWING, SeedStage.PROBATIONARY)
 
 # %% ../../nbs/12_kasmina.slot.ipynb #35389ced
 @dataclass(frozen=True, slots=True)
@@ -39,9 +40,13 @@ class GateConfig:
     embargo_epochs: int = 2         # epochs a culled slot waits before it is DORMANT again
     max_seed_params: int|None = None # G0: largest seed allowed (None: no limit)
     start: str = 'incubator'        # 'incubator': isolated TRAINING, BLENDING, SHADOWING; 'live': live from germination (function-preserving)
+    seed_widths: tuple[float, ...] = () # hidden width of a widenable seed per stage GERMINATED…PROBATIONARY, as fractions (): full from birth
 
     def __post_init__(self):
         if self.start not in START_MODES: raise ValueError(f"GateConfig.start must be one of {', '.join(START_MODES)}, got {self.start!r}")
+        w = self.seed_widths
+        if w and not (len(w) == len(_TRIAL) and all(isinstance(f, (int, float)) and 0 < f <= 1 for f in w) and list(w) == sorted(w)):
+            raise ValueError(f"GateConfig.seed_widths must be () or {len(_TRIAL)} non-decreasing fractions in (0, 1], one per stage GERMINATED…PROBATIONARY, got {w!r}")
         for k in ('min_training_epochs', 'min_shadowing_epochs', 'min_probation_epochs', 'embargo_epochs'):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 0: raise ValueError(f"GateConfig.{k} must be an int >= 0, got {v!r}")
@@ -122,12 +127,29 @@ def _enter(self:SeedSlot, stage:SeedStage, epoch:int, kind:TelemetryEventType=Te
     "Move to `stage` (already validated), set α for it, and emit one `kind` event (`from`, `to` and `data`) for the transition."
     src, self.stage = self.stage, check_transition(self.stage, stage, self.slot_id)
     self.metrics.epochs_in_stage = 0
+    self._widen_for(stage)
     self._history.append((stage.name, epoch))
     if self.live_start and (is_active_stage(stage) or stage == SeedStage.FOSSILIZED): self.alpha = 1.
     elif stage == SeedStage.BLENDING: self._blend_t = 0; self.alpha = self.gate_config.schedule()(0)
     else: self.alpha = 1. if stage in (SeedStage.SHADOWING, *_LIVE) else 0.
     self._emit(kind, epoch, msg or f"{src.name} -> {stage.name}", **{'from': src.name, 'to': stage.name},
                seed_id=self.seed_id, blueprint=self.blueprint, alpha=self.alpha, **data)
+
+@patch
+def _width_for(self:SeedSlot, blueprint:str, stage:SeedStage) -> int|None:
+    "Hidden units a `blueprint` seed should have in `stage` under `seed_widths` (a fossil: all of them); None when it does not widen."
+    bp, w = get_blueprint(blueprint), self.gate_config.seed_widths
+    if not w or not hasattr(bp, 'hidden') or not (is_active_stage(stage) or stage == SeedStage.FOSSILIZED): return None
+    full = bp.hidden(self.channels)
+    return full if stage == SeedStage.FOSSILIZED else max(1, min(full, round(w[_TRIAL.index(stage)] * full)))
+
+@patch
+def _widen_for(self:SeedSlot, stage:SeedStage) -> None:
+    "Widen a narrow seed to its width for `stage` (function-preserving: see `WidenableSeed`)."
+    n = self._width_for(self.blueprint, stage) if self.seed is not None else None
+    if n is not None and seed_sizes(self.seed) is not None and n > self.seed.hidden:
+        self.seed.widen(n - self.seed.hidden)
+        self.metrics.params = sum(p.numel() for p in self.seed.parameters())
 
 @patch
 def _report(self:SeedSlot, outcome:SeedStage, reason:str, epoch:int) -> FieldReport:
@@ -174,7 +196,9 @@ def germinate(self:SeedSlot, blueprint:str, # a key of `BLUEPRINT_REGISTRY`
     "Build a `blueprint` seed and move DORMANT → GERMINATED through G0; a failed G0 leaves the slot DORMANT."
     if self.stage != SeedStage.DORMANT: raise InvalidTransitionError(self.stage, SeedStage.GERMINATED, self.slot_id)
     bp = get_blueprint(blueprint, self.layout)
-    seed = bp.build(self.channels).to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
+    n = self._width_for(bp.name, SeedStage.GERMINATED)
+    seed = build_seed(bp.name, self.channels, self.layout, None if n is None else [n])
+    seed = seed.to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
     res = _g0(self, bp, seed)
     if not res.passed:
         self._emit(_T.GATE_FAILED, epoch, res.message, gate=res.gate.name, target='GERMINATED', failed=list(res.checks_failed))
@@ -293,12 +317,12 @@ def cull(self:SeedSlot, reason:str, # why the seed is removed
     self._enter(SeedStage.EMBARGOED, epoch)
     return report
 
-# %% ../../nbs/12_kasmina.slot.ipynb #50708151
+# %% ../../nbs/12_kasmina.slot.ipynb #9493a94b
 @patch
 def state(self:SeedSlot) -> dict[str, Any]:
     "A JSON-ready snapshot of everything but tensors (pair it with the model's `state_dict`)."
     return {'slot_id': self.slot_id, 'channels': self.channels, 'layout': self.layout, 'stage': self.stage.name, 'blueprint': self.blueprint,
-            'alpha': self.alpha, 'seed_id': self.seed_id, 'metrics': {k: jsonable(v) for k, v in self.metrics.to_dict().items()},
+            'alpha': self.alpha, 'seed_id': self.seed_id, 'sizes': seed_sizes(self.seed), 'metrics': {k: jsonable(v) for k, v in self.metrics.to_dict().items()},
             'counters': {'blend_t': self._blend_t, 'germinations': self._germinations, 'loss_recorded': self._loss_recorded,
                          'contribution_stage': self._contrib_stage.name if self._contrib_stage is not None else None,
                          'germinated_epoch': self._germinated_epoch},
@@ -320,7 +344,7 @@ def load_state(self:SeedSlot, d:dict[str, Any], # a dict from `state()`
     stage = SeedStage[d['stage']]
     seed = None
     if d['blueprint'] is not None and (is_active_stage(stage) or stage == SeedStage.FOSSILIZED):
-        seed = get_blueprint(d['blueprint']).build(self.channels).to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
+        seed = build_seed(d['blueprint'], self.channels, sizes=d.get('sizes')).to(device=self._ref.device, dtype=self._ref.dtype).train(self.training)
     self.seed, self.stage, self.blueprint, self.alpha, self.seed_id = seed, stage, d['blueprint'], d['alpha'], d['seed_id']
     self.metrics = SeedMetrics(**{k: nan_if_none(v) if k in ('train_loss', 'val_acc_live', 'val_acc_bypassed', 'contribution', 'best_contribution') else v
                                   for k, v in d['metrics'].items()})
