@@ -22,6 +22,8 @@ GATES = GateConfig(min_training_epochs=1, blend_epochs=2, min_shadowing_epochs=1
 BASE = RunConfig.preset('default', lr_schedule='one_cycle', gate=GATES)  # pinned: the study's task whatever the preset's defaults become
 LONG = replace(BASE, epochs=20)
 LIVE = replace(GATES, start='live')
+NARROW = replace(LIVE, seed_widths=(0.25, 0.25, 0.5, 0.5, 1.))  # live, born at a quarter of its hidden units
+NARROWER = replace(LIVE, seed_widths=(0.25, 0.25, 0.25, 0.5, 0.5))  # ... and at half until it is a fossil
 MENU_BOTTLENECK = ('bottleneck', 'attention', 'norm', 'depthwise')
 STATIC = static_arms(BASE) + [PolicySpec('static_bottleneck@10ep', 'static', {'static_seeds': ('bottleneck',)}),
                               PolicySpec('static_2slots@10ep', 'static', {'slots_after': (0, 1), 'static_seeds': ('conv_enhance', 'conv_enhance')})]
@@ -38,52 +40,82 @@ GROWTH = [PolicySpec('heuristic', 'heuristic', {}, H0),
           PolicySpec('heuristic+live@2+wsd', 'heuristic', {'gate': LIVE, 'lr_schedule': 'wsd'}, {'germinate_at_epoch': 2}),
           PolicySpec('heuristic+live+skip2', 'heuristic', {'gate': LIVE, 'incubator_every': 2}, H0),
           PolicySpec('heuristic+live+skip4', 'heuristic', {'gate': LIVE, 'incubator_every': 4}, H0),
-          PolicySpec('heuristic+live+skip2+wsd', 'heuristic', {'gate': LIVE, 'incubator_every': 2, 'lr_schedule': 'wsd'}, H0)]
+          PolicySpec('heuristic+live+skip2+wsd', 'heuristic', {'gate': LIVE, 'incubator_every': 2, 'lr_schedule': 'wsd'}, H0),
+          PolicySpec('heuristic+live+narrow', 'heuristic', {'gate': NARROW}, H0),
+          PolicySpec('heuristic+live+narrow+wsd', 'heuristic', {'gate': NARROW, 'lr_schedule': 'wsd'}, H0),
+          PolicySpec('heuristic+live+narrower+wsd', 'heuristic', {'gate': NARROWER, 'lr_schedule': 'wsd'}, H0)]
 FINAL_OF = {'heuristic+bottleneck': 'static_bottleneck@10ep', 'heuristic+2slots': 'static_2slots@10ep', '*': 'static_grown@10ep'}
 HOST = 'static_host@10ep'
 
-def combo(winners):
-    "One arm that combines the overrides of the screen's best arms."
-    over = {}
-    for w in winners: over.update(w.overrides)
-    kw = {}
-    for w in winners: kw.update(w.kwargs)
-    return PolicySpec('heuristic+' + '+'.join(w.label.split('+', 1)[1] for w in winners), 'heuristic', over, kw)
+SCREEN_SEEDS, FINAL_SEEDS, LONG_SEEDS = [0, 1, 2], list(range(10)), list(range(5))
+FRONTIER = [s for s in STATIC if s.label.split('@')[0] in ('static_host', 'static_grown')]
+# the grown model also trained with the warmup-stable-decay schedule, so an arm that uses it meets static models that do too
+STATIC_WSD = [PolicySpec(f'static_grown_wsd@{e}ep', 'static', {'epochs': e, 'static_seeds': ('conv_enhance',), 'lr_schedule': 'wsd'}) for e in (8, 10)]
 
-def report(specs, seeds):
-    "Summary, table and plot over the seeds on which every arm has finished (the paired comparison needs them all)."
-    have = {(r['label'], r['seed']) for r in load_records(OUT, [s.label for s in specs], seeds)}
+def progress(r):
+    print(f"{r['label']} seed {r['seed']}: test {100 * r['test_acc']:.2f}%, {r['train_flops'] / 1e12:.2f} TFLOPs, {r['wall_s']:.0f} s", flush=True)
+
+def summarize(out, specs, seeds, host, final_of):
+    "The study's summary over the seeds on which every arm has finished (the paired comparison needs them all), or None."
+    have = {(r['label'], r['seed']) for r in load_records(out, [s.label for s in specs], seeds)}
     seeds = [sd for sd in seeds if all((s.label, sd) in have for s in specs)]
-    recs = load_records(OUT, [s.label for s in specs], seeds)
-    summary = summarize_study(recs, HOST, FINAL_OF)
-    summary.update(preset='default', base_epochs=BASE.epochs, seeds=seeds, command='.venv/bin/python results/growth/run.py --phase screen|final',
-                   note='test accuracy in %; FLOP ratios of mean training FLOPs; deltas and margins paired over the seeds')
-    write_json(OUT / 'summary.json', summary)
-    (OUT / 'table.md').write_text(format_study(summary) + '\n')
+    if not seeds: return None, []
+    recs = load_records(out, [s.label for s in specs], seeds)
+    return {**summarize_study(recs, host, final_of), 'seeds': seeds}, recs
+
+def winners(k=2):
+    "The k growth arms with the best screen margin among those whose final size is the grown model's (the frontier's own curve)."
+    screen, _ = summarize(OUT, STATIC + GROWTH, SCREEN_SEEDS, HOST, FINAL_OF)
+    margin = {a['label']: a['frontier_margin'] for a in screen['arms'] if 'frontier_margin' in a}
+    same_final = [s for s in GROWTH if s.label not in FINAL_OF and s.label not in ('heuristic', 'periodic')]
+    return sorted(same_final, key=lambda s: -margin[s.label])[:k]
+
+def final_specs():
+    "The 10-seed comparison: the frontier, the baselines, the screen's two best arms, and earlier finalists kept in the folder."
+    kept = {r['label'] for r in load_records(OUT, seeds=FINAL_SEEDS[-1:])}
+    extra = [s for s in GROWTH + [PolicySpec('heuristic+wsd+seedlr2', 'heuristic', {'lr_schedule': 'wsd', 'seed_lr_mult': 2.0}, H0)] if s.label in kept]
+    return _unique(FRONTIER + STATIC_WSD + GROWTH[:2] + winners() + extra)
+
+def _unique(specs):
+    seen, out = set(), []
+    for s in specs:
+        if s.label not in seen: seen.add(s.label); out.append(s)
+    return out
+
+def long_specs():
+    "The 20-epoch variant: its own static frontier (host at 20-40 epochs, the grown model at 10-20), the heuristic and the winner."
+    return static_arms(LONG) + [GROWTH[0], winners(1)[0]]
+
+def write(out, summary, recs, title, command):
+    write_json(out / 'summary.json', summary)
+    (out / 'table.md').write_text(format_study(summary) + '\n')
     import matplotlib; matplotlib.use('Agg')
-    plot_frontier(recs, summary, HOST).savefig(OUT / 'frontier.png', dpi=150)
-    print(format_study(summary), flush=True)
-    return summary
+    fig = plot_frontier(recs, summary, HOST if out == OUT else 'static_host@20ep'); fig.axes[0].set_title(title, fontsize=9)
+    fig.savefig(out / 'frontier.png', dpi=200); fig.savefig(out / 'frontier.pdf')
+    print(f"\n{title}\n" + format_study(summary), flush=True)
+
+def report():
+    "Every table: the screen (3 seeds), the final (10 seeds), the 20-epoch variant (5 seeds); results/growth/summary.json gathers them."
+    note = 'test accuracy in %; FLOP ratios of mean training FLOPs; deltas and margins paired over the seeds'
+    cmd = '.venv/bin/python results/growth/run.py --phase screen && ... --phase final && ... --phase long'
+    screen, srecs = summarize(OUT, STATIC + GROWTH, SCREEN_SEEDS, HOST, FINAL_OF)
+    final, frecs = summarize(OUT, final_specs(), FINAL_SEEDS, HOST, FINAL_OF)
+    long, lrecs = summarize(LONG_OUT, long_specs(), LONG_SEEDS, 'static_host@20ep', 'static_grown@20ep')
+    top = {'preset': 'default', 'epochs': BASE.epochs, 'command': cmd, 'note': note, **(final or {'arms': []}),
+           'screen': screen, 'long20': long}
+    if final: write(OUT, {**final, 'note': note}, frecs, f"default preset, {len(final['seeds'])} paired seeds", cmd)
+    if long: write(LONG_OUT, {**long, 'note': note}, lrecs, f"20-epoch variant, {len(long['seeds'])} paired seeds", cmd)
+    if screen: (OUT / 'screen.md').write_text(format_study(screen) + '\n'); print('\nscreen (3 seeds)\n' + format_study(screen))
+    write_json(HERE / 'summary.json', top)
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--phase', choices=['screen', 'final', 'report'], default='screen')
+    ap.add_argument('--phase', choices=['screen', 'final', 'long', 'report'], default='screen')
     ap.add_argument('--workers', type=int, default=2)
     a = ap.parse_args()
-    progress = lambda r: print(f"{r['label']} seed {r['seed']}: test {100 * r['test_acc']:.2f}%, {r['train_flops'] / 1e12:.2f} TFLOPs, {r['wall_s']:.0f} s", flush=True)
-    if a.phase == 'screen':
-        specs, seeds = STATIC + GROWTH, [0, 1, 2]
-        run_study(BASE, specs, seeds, OUT, workers=a.workers, progress=progress)
-    else:
-        screen = {r['label']: r for r in summarize_study(load_records(OUT, [s.label for s in STATIC + GROWTH], [0, 1, 2]), HOST, FINAL_OF)['arms']}
-        mech = sorted((s for s in GROWTH if '+' in s.label), key=lambda s: -screen[s.label]['frontier_margin'])
-        helpful = [s for s in mech if screen[s.label]['frontier_margin'] > screen['heuristic']['frontier_margin']
-                   and 'slots_after' not in s.overrides and 'blueprints' not in s.overrides]  # combine what shares one final size
-        chosen = mech[:1] + ([combo(helpful[:2])] if len(helpful) >= 2 else [])
-        finals = {FINAL_OF.get(c.label, FINAL_OF['*']) for c in chosen}
-        specs = [s for s in STATIC if s.label in finals or s.label.split('@')[0] in ('static_host', 'static_grown')] + GROWTH[:2] + chosen
-        seeds = list(range(10))
-        if a.phase == 'final': run_study(BASE, specs, seeds, OUT, workers=a.workers, progress=progress)
-    report(specs, seeds)
+    if a.phase == 'screen': run_study(BASE, STATIC + GROWTH, SCREEN_SEEDS, OUT, workers=a.workers, progress=progress)
+    if a.phase == 'final': run_study(BASE, final_specs(), FINAL_SEEDS, OUT, workers=a.workers, progress=progress)
+    if a.phase == 'long': run_study(LONG, long_specs(), LONG_SEEDS, LONG_OUT, workers=a.workers, progress=progress)
+    report()
 
 if __name__ == '__main__': main()
