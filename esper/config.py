@@ -18,7 +18,7 @@ from .nissa.config import PROFILES
 from .io import ConfigError
 
 # %% auto #0
-__all__ = ['SHORT_GATES', 'PRESETS', 'RunConfig', 'resolve_device']
+__all__ = ['SHORT_GATES', 'GROWTH_GATES', 'PRESETS', 'RunConfig', 'resolve_device']
 
 # %% ../nbs/40_config.ipynb #4d8a6f21
 @dataclass(frozen=True)
@@ -134,13 +134,15 @@ def _slot_checks(c:RunConfig) -> list[tuple[str, bool, str]]:
 # %% ../nbs/40_config.ipynb #24f2e403
 SHORT_GATES = GateConfig(min_training_epochs=1, blend_epochs=2, min_shadowing_epochs=1, min_probation_epochs=1)
 "A seed's shortest sensible trial (germinate → fossil in 6 epochs), so growth fits a 10-epoch run; see results."
+GROWTH_GATES = replace(SHORT_GATES, start='live', seed_widths=(0.25, 0.25, 0.5, 0.5, 1.))
+"The default preset's trial: `SHORT_GATES` with a live start and a seed born at a quarter of its hidden units (the growth study's winner)."
 
 PRESETS: dict[str, dict[str, Any]] = {
     'tiny': dict(dataset='synthetic', data_limit=512, val_size=256, epochs=6, batch_size=64, widths=(4, 8, 8),
                  contribution_batch=256, gate=GATE_PRESETS['tiny']),
     'small': dict(data_limit=2000, val_size=1000, epochs=8, batch_size=128, widths=(4, 8, 16), contribution_batch=1000,
                   gate=GATE_PRESETS['tiny']),
-    'default': dict(gate=SHORT_GATES),
+    'default': dict(gate=GROWTH_GATES, lr_schedule='wsd'),
     'cifar10': dict(dataset='cifar10', epochs=30, batch_size=512, widths=(32, 64, 128), slots_after=(0, 1),
                     augment=True, lr=0.2, device='auto', gate=SHORT_GATES),
 }

@@ -207,3 +207,10 @@ def test_progressive_width_in_a_run_counts_flops_exactly_and_resumes_exactly():
     c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
     assert seed_sizes(c.model.slots[0].seed) == seed_sizes(b.model.slots[0].seed) == [4, 4]
     assert play(c, (5, 5, 5, 5)) == ha
+
+def test_the_default_preset_grows_live_and_narrow_and_round_trips_through_json():
+    import json
+    d = RunConfig.preset('default')
+    assert (d.lr_schedule, d.gate.start, d.gate.seed_widths) == ('wsd', 'live', (0.25, 0.25, 0.5, 0.5, 1.))
+    back = RunConfig.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back == d and back.hash() == d.hash()

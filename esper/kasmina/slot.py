@@ -44,6 +44,7 @@ class GateConfig:
 
     def __post_init__(self):
         if self.start not in START_MODES: raise ValueError(f"GateConfig.start must be one of {', '.join(START_MODES)}, got {self.start!r}")
+        object.__setattr__(self, 'seed_widths', tuple(self.seed_widths))  # a list from JSON or a flag: a tuple, so configs compare equal
         w = self.seed_widths
         if w and not (len(w) == len(_TRIAL) and all(isinstance(f, (int, float)) and 0 < f <= 1 for f in w) and list(w) == sorted(w)):
             raise ValueError(f"GateConfig.seed_widths must be () or {len(_TRIAL)} non-decreasing fractions in (0, 1], one per stage GERMINATED…PROBATIONARY, got {w!r}")

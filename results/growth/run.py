@@ -82,9 +82,15 @@ def _unique(specs):
         if s.label not in seen: seen.add(s.label); out.append(s)
     return out
 
+def final_winner():
+    "The arm of the final with the largest frontier margin (10 seeds): the one the 20-epoch variant runs, and the default preset's."
+    final, _ = summarize(OUT, final_specs(), FINAL_SEEDS, HOST, FINAL_OF)
+    best = max((a for a in final['arms'] if a['label'] in {s.label for s in winners()}), key=lambda a: a['frontier_margin'])
+    return next(s for s in GROWTH if s.label == best['label'])
+
 def long_specs():
     "The 20-epoch variant: its own static frontier (host at 20-40 epochs, the grown model at 10-20), the heuristic and the winner."
-    return static_arms(LONG) + [GROWTH[0], winners(1)[0]]
+    return static_arms(LONG) + [GROWTH[0], final_winner()]
 
 def write(out, summary, recs, title, command):
     write_json(out / 'summary.json', summary)
