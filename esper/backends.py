@@ -112,7 +112,11 @@ def _init_within(ray, seconds:float, address:str, **kw) -> None:
     t = threading.Thread(target=go, daemon=True)
     sys.stderr.flush(); os.dup2(sink.fileno(), 2)  # Ray's core logs its retries to stderr: held back, shown only if it connects
     try: t.start(); t.join(seconds)
-    finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
+    finally:
+        sys.stderr.flush()
+        if t.is_alive(): sys.stderr = os.fdopen(os.dup(saved), 'w', buffering=1)  # Ray keeps retrying: fd 2 stays on the sink, Python's stderr gets the terminal
+        else: os.dup2(saved, 2)
+        os.close(saved)
     hint = '' if os.environ.get('RAY_AUTH_MODE') else ' (a cluster with token authentication, the default, needs RAY_AUTH_MODE=token and its token)'
     sink.seek(0); held = sink.read().decode(errors='replace'); sink.close()
     if t.is_alive(): raise ConnectionError(f"--address {address}: answers on TCP but no Ray cluster connected within {seconds:.0f} s{hint}")

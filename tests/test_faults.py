@@ -181,3 +181,14 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, (p.returncode, err)
     assert 'Traceback' not in err and err.count('\n') <= 1, err
+
+def test_ctrl_c_inside_an_exec_during_the_import_still_exits_130(tmp_path):
+    "Under `python -m`, a KeyboardInterrupt that escaped code run by exec() makes Python end by SIGINT whatever the exit code; a held SIGINT never raises."
+    (tmp_path / 'sends_ctrl_c.py').write_text('import signal\nexec("signal.raise_signal(signal.SIGINT)")\nFINISHED = True\n')
+    (tmp_path / 'held.py').write_text('import sys\nfrom esper.main import _import_holding_sigint\nm, hit = _import_holding_sigint("sends_ctrl_c")\n'
+                                      'print(hit, file=sys.stderr); sys.exit(130 if hit else 0)\n')
+    (tmp_path / 'caught.py').write_text('import sys\ntry: import sends_ctrl_c\nexcept KeyboardInterrupt: sys.exit(130)\n')
+    run = lambda mod: subprocess.run([sys.executable, '-m', mod], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=60)
+    held, caught = run('held'), run('caught')
+    assert (held.returncode, held.stderr.strip()) == (130, 'True')
+    assert caught.returncode == -signal.SIGINT  # the control: why main() holds the signal instead of catching it

@@ -135,10 +135,12 @@ def plot_frontier(recs:list[dict], summary:dict, host:str):
     for stem in stems:
         pts = sorted((a['train_flops'] / unit, a['acc_mean']) for a in summary['arms'] if a['label'].split('@')[0] == stem)
         ax.plot(*zip(*pts), 'o-', label=stem.replace('static_', 'static ') + ' (epoch budgets)')
-    for a in summary['arms']:
-        if a['label'].startswith('static_'): continue
+    growth = [a for a in summary['arms'] if not a['label'].startswith('static_')]
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))[[*range(0, 20, 2), *range(1, 20, 2)]]  # dark shades first, then the light ones
+    for i, a in enumerate(growth):  # a colour and a marker per arm, so many arms stay apart
         lo, hi = a['frontier_margin_ci95']; half = (hi - lo) / 2 if hi == hi else 0
-        ax.errorbar(a['train_flops'] / unit, a['acc_mean'], yerr=half, fmt='s', capsize=4, label=f"{a['label']} (margin {a['frontier_margin']:+.2f})")
+        ax.errorbar(a['train_flops'] / unit, a['acc_mean'], yerr=half, fmt='sDv^PX'[i % 6], color=colors[(i + len(stems)) % 20], capsize=4,
+                    label=f"{a['label']} (margin {a['frontier_margin']:+.2f})")
     ax.set_xscale('log'); ax.minorticks_off()
     ticks = [t for t in (0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     ax.set_xticks(ticks, [f'{t:g}×' for t in ticks])
