@@ -56,7 +56,7 @@ def progress(r):
     print(f"{r['label']} seed {r['seed']}: test {100 * r['test_acc']:.2f}%, {r['train_flops'] / 1e12:.2f} TFLOPs, {r['wall_s']:.0f} s", flush=True)
 
 def summarize(out, specs, seeds, host, final_of):
-    "The study's summary over the seeds on which every arm has finished (the paired comparison needs them all), or None."
+    "The study's summary and records over the seeds on which every arm has finished (the paired comparison needs them all); (None, []) if none has."
     have = {(r['label'], r['seed']) for r in load_records(out, [s.label for s in specs], seeds)}
     seeds = [sd for sd in seeds if all((s.label, sd) in have for s in specs)]
     if not seeds: return None, []
@@ -94,12 +94,12 @@ def long_specs():
     model's, and 40 epochs sit at 1.06x the static final model's FLOPs, beyond every growth arm; seed 0 has it.)"""
     return static_arms(LONG, host_budgets=HOST_BUDGETS[:3]) + [GROWTH[0], final_winner()]
 
-def write(out, summary, recs, title, command):
+def write(out, summary, recs, title):
     write_json(out / 'summary.json', summary)
     (out / 'table.md').write_text(format_study(summary) + '\n')
     import matplotlib; matplotlib.use('Agg')
     fig = plot_frontier(recs, summary, HOST if out == OUT else 'static_host@20ep'); fig.axes[0].set_title(title, fontsize=9)
-    fig.savefig(out / 'frontier.png', dpi=200); fig.savefig(out / 'frontier.pdf')
+    fig.savefig(out / 'frontier.png', dpi=200); fig.savefig(out / 'frontier.pdf', metadata={'CreationDate': None})  # no timestamp: a rerun that changes nothing changes no file
     print(f"\n{title}\n" + format_study(summary), flush=True)
 
 def report():
@@ -111,8 +111,8 @@ def report():
     long, lrecs = summarize(LONG_OUT, long_specs(), LONG_SEEDS, 'static_host@20ep', 'static_grown@20ep')
     top = {'preset': 'default', 'epochs': BASE.epochs, 'command': cmd, 'note': note, **(final or {'arms': []}),
            'screen': screen, 'long20': long}
-    if final: write(OUT, {**final, 'note': note}, frecs, f"default preset, {len(final['seeds'])} paired seeds", cmd)
-    if long: write(LONG_OUT, {**long, 'note': note}, lrecs, f"20-epoch variant, {len(long['seeds'])} paired seeds", cmd)
+    if final: write(OUT, {**final, 'note': note}, frecs, f"default preset, {len(final['seeds'])} paired seeds")
+    if long: write(LONG_OUT, {**long, 'note': note}, lrecs, f"20-epoch variant, {len(long['seeds'])} paired seeds")
     if screen: (OUT / 'screen.md').write_text(format_study(screen) + '\n'); print('\nscreen (3 seeds)\n' + format_study(screen))
     write_json(HERE / 'summary.json', top)
 
