@@ -7,12 +7,12 @@ incubator, in every stage before FOSSILIZED for a live start); and progressive w
 is printed beside the measured time, so the time can be read against the work. Prints one JSON line.
 Run: .venv/bin/python benchmarks/growth.py [--batch 256] [--rounds 9] [--threads 1]
 """
-import argparse, copy, json, os, platform, sys
+import argparse, json, os, platform, sys
 from dataclasses import replace
 import torch
 from esper.io import seed_everything
 from esper.contracts.stages import SeedStage
-from esper.kasmina.host import HostCNN, MorphogeneticModel
+from esper.kasmina.host import HostCNN
 from esper.kasmina.blueprints import count_flops
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kasmina as kasmina_bench  # the sibling benchmark's gates and timer
@@ -24,15 +24,8 @@ MECHANISMS = {'incubator': {}, 'incubator+skip': {'skip': True}, 'live': {'start
 
 def model_at(host, bp, stage, start='incubator', seed_widths=(), skip=False):
     "A model around a copy of `host` whose slot holds a `bp` seed walked to `stage` under the given mechanism."
-    m = MorphogeneticModel(copy.deepcopy(host), replace(kasmina_bench.OPEN, start=start, seed_widths=seed_widths))
-    s = m.slots[0]; s.germinate(bp, 0)
-    while s.stage != stage:
-        if s.stage == SeedStage.BLENDING and s.alpha < 1:
-            if stage == SeedStage.BLENDING: break
-            s.step_epoch(0); continue
-        if s.stage in (SeedStage.SHADOWING, SeedStage.PROBATIONARY): s.record_contribution(0.5, 0.5)
-        assert s.advance(0).passed
-    s.incubating = not skip
+    m = kasmina_bench.model_at(host, stage, bp, slot=0, gate=replace(kasmina_bench.OPEN, start=start, seed_widths=seed_widths))
+    m.slots[0].incubating = not skip
     return m
 
 def main():

@@ -17,9 +17,9 @@ OPEN = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0,
                   g4_max_harm=1., g5_min_contribution=-1.)
 
 
-def model_at(host, stage, bp='conv_enhance', slot=1):
-    "A model around a copy of `host`; slot `slot` holds a `bp` seed at `stage` (None: every slot DORMANT)."
-    m = MorphogeneticModel(copy.deepcopy(host), OPEN)
+def model_at(host, stage, bp='conv_enhance', slot=1, gate=OPEN):
+    "A model around a copy of `host`; slot `slot` holds a `bp` seed walked through `gate` to `stage` (None: every slot DORMANT)."
+    m = MorphogeneticModel(copy.deepcopy(host), gate)
     if stage is None: return m
     s = m.slots[slot]
     s.germinate(bp, 0)

@@ -15,6 +15,11 @@ from test_kasmina import make, batch, host_grads, reference_forward, to_stage, B
 
 TINY = RunConfig.preset('tiny')
 
+def _play(tr, actions):
+    "Step `tr` through `actions` (a masked one plays as WAIT); its history without wall times and NaNs."
+    for a in actions: tr.step(a, strict=False)
+    return [{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history]
+
 @pytest.mark.parametrize('bp', BPS)
 def test_a_skipped_incubator_batch_is_the_identity_and_isolated(bp):
     "`incubating=False`: the slot computes exactly h (float64), the host's gradients are the seedless model's, the seed gets none."
@@ -76,9 +81,7 @@ def test_mechanisms_are_deterministic():
     cfg = RunConfig.preset('tiny', incubator_every=2, lr_schedule='wsd', blueprints=('separable', 'attention', 'norm', 'depthwise'))
     hist = []
     for _ in range(2):
-        tr = Trainer(cfg); tr.reset()
-        for a in (1, 5, 5, 5, 5, 5): tr.step(a, strict=False)
-        hist.append([{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history])
+        tr = Trainer(cfg); tr.reset(); hist.append(_play(tr, (1, 5, 5, 5, 5, 5)))
     assert hist[0] == hist[1]
 
 LIVE = GateConfig(min_training_epochs=0, blend_epochs=2, min_shadowing_epochs=0, min_probation_epochs=0,
@@ -128,16 +131,18 @@ def test_live_trial_flops_count_the_batches_the_seed_ran(every):
     assert tr.model.slots[0].stage == S.GERMINATED and full > host
     assert tr.train_flops - before == 3 * (full * ran + host * (n - ran))
 
+def _stop_and_resume(cfg):
+    "Germinate, advance, stop after two epochs and load its state dict into a fresh trainer: (stopped, restored, the uninterrupted history)."
+    a = Trainer(cfg); a.reset(); whole = _play(a, (1, 5, 5, 5, 5, 5))
+    b = Trainer(cfg); b.reset(); _play(b, (1, 5))
+    c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
+    return b, c, whole
+
 def test_live_start_and_the_norm_ratio_rule_are_deterministic_and_resume_exactly():
     cfg = RunConfig.preset('tiny', incubator_every=2, seed_lr_rule='norm_ratio', gate=replace(TINY.gate, start='live'))
-    def play(tr, actions):
-        for a in actions: tr.step(a, strict=False)
-        return [{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in tr.history]
-    a = Trainer(cfg); a.reset(); ha = play(a, (1, 5, 5, 5, 5, 5))
-    b = Trainer(cfg); b.reset(); play(b, (1, 5))
-    c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
+    b, c, whole = _stop_and_resume(cfg)
     assert c.seed_scale == b.seed_scale and 0 < c.seed_scale[0] != 1.
-    assert play(c, (5, 5, 5, 5)) == ha
+    assert _play(c, (5, 5, 5, 5)) == whole
 
 WIDEN = [b for b in BPS if b in ('conv_enhance', 'separable')]
 NARROW = replace(OPEN, seed_widths=(0.25, 0.5, 0.5, 1., 1.))
@@ -199,14 +204,9 @@ def test_progressive_width_in_a_run_counts_flops_exactly_and_resumes_exactly():
     C, H, W = m.host.slot_shapes()[0]; bp = get_blueprint('conv_enhance')
     assert m.slots[0].seed.hidden == bp.hidden(C) // 4 == 4
     assert count_flops(m, m.host.input_shape) == count_flops(m.host, m.host.input_shape) + bp.flops(C, H, W, 4) < count_flops(m.host, m.host.input_shape) + bp.flops(C, H, W)
-    def play(t, actions):
-        for a in actions: t.step(a, strict=False)
-        return [{k: v for k, v in h.items() if not k.startswith('time/') and v == v} for h in t.history]
-    a = Trainer(cfg); a.reset(); ha = play(a, (1, 5, 5, 5, 5, 5))
-    b = Trainer(cfg); b.reset(); play(b, (1, 5))
-    c = Trainer(cfg, data=b.data); c.load_state_dict(copy.deepcopy(b.state_dict()))
+    b, c, whole = _stop_and_resume(cfg)
     assert seed_sizes(c.model.slots[0].seed) == seed_sizes(b.model.slots[0].seed) == [4, 4]
-    assert play(c, (5, 5, 5, 5)) == ha
+    assert _play(c, (5, 5, 5, 5)) == whole
 
 def test_the_default_preset_grows_live_and_narrow_and_round_trips_through_json():
     import json

@@ -6,7 +6,7 @@ Run from the repository root: `.venv/bin/python results/growth/run.py --phase sc
 kept in results/growth/<study>/records/; rerunning continues where it stopped. Each study writes summary.json,
 table.md and frontier.png beside its records; results/growth/summary.json gathers both.
 """
-import argparse, json, os, sys
+import argparse, functools, os
 from pathlib import Path
 os.environ.setdefault('WANDB_MODE', 'disabled')
 from esper.io import write_json
@@ -63,6 +63,7 @@ def summarize(out, specs, seeds, host, final_of):
     recs = load_records(out, [s.label for s in specs], seeds)
     return {**summarize_study(recs, host, final_of), 'seeds': seeds}, recs
 
+@functools.cache  # the screen is finished before any phase asks for it
 def winners(k=2):
     "The k growth arms with the best screen margin among those whose final size is the grown model's (the frontier's own curve)."
     screen, _ = summarize(OUT, STATIC + GROWTH, SCREEN_SEEDS, HOST, FINAL_OF)
